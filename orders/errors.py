@@ -1,0 +1,79 @@
+"""Errors of the order domain and of saving it.
+
+Every error names what was wrong. Raising one of them guarantees that nothing was recorded.
+"""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from eventsourcing.persistence import IntegrityError
+
+
+class OrderError(Exception):
+    """Base class of the errors the order domain raises on purpose."""
+
+
+class OrderRuleError(OrderError, ValueError):
+    """A command broke a rule of the Order aggregate; no event was recorded.
+
+    ``rule`` is a stable, machine-readable name of the rule (for example ``"positive-quantity"``).
+    """
+
+    def __init__(self, rule: str, message: str) -> None:
+        super().__init__(f"{rule}: {message}")
+        self.rule = rule
+
+
+class OrderNotFoundError(OrderError, LookupError):
+    """No order is stored under ``order_id``."""
+
+    def __init__(self, order_id: UUID) -> None:
+        super().__init__(f"order {order_id} not found")
+        self.order_id = order_id
+
+
+class VersionConflictError(IntegrityError):
+    """An event store rejected a save because the stream moved past the version the caller loaded.
+
+    Raised by recorders that can tell the versions (the DynamoDB store reads them from the
+    transaction's cancellation reasons). It is an ``IntegrityError``, so an ``eventsourcing``
+    ``Application`` treats it exactly as the library's own recorders' conflicts.
+    ``expected_version`` is the last version the caller believed stored (``None`` for a new
+    stream); ``actual_version`` is the last version found stored (``None`` if unknown).
+    """
+
+    def __init__(
+        self, originator_id: UUID, expected_version: int | None, actual_version: int | None
+    ) -> None:
+        super().__init__(
+            f"stream {originator_id}: expected version {expected_version}, "
+            f"found version {actual_version}"
+        )
+        self.originator_id = originator_id
+        self.expected_version = expected_version
+        self.actual_version = actual_version
+
+
+class OrderConflictError(OrderError):
+    """A command kept losing the race for ``order_id`` and gave up after ``attempts`` tries.
+
+    ``expected_version`` is the version the last try loaded; ``actual_version`` the version the
+    store held when that try was rejected (``None`` if the store could not tell).
+    """
+
+    def __init__(
+        self,
+        order_id: UUID,
+        expected_version: int | None,
+        actual_version: int | None,
+        attempts: int,
+    ) -> None:
+        super().__init__(
+            f"order {order_id}: concurrent saves kept conflicting after {attempts} attempts "
+            f"(expected version {expected_version}, found version {actual_version})"
+        )
+        self.order_id = order_id
+        self.expected_version = expected_version
+        self.actual_version = actual_version
+        self.attempts = attempts
