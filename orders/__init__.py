@@ -1,0 +1,50 @@
+"""The order domain and its application service.
+
+Importing this package registers the stable topics of ``Order`` and of every order event.
+"""
+
+from orders.aggregate import Order
+from orders.errors import (
+    OrderConflictError,
+    OrderError,
+    OrderNotFoundError,
+    OrderRuleError,
+    VersionConflictError,
+)
+from orders.events import (
+    ORDER_EVENT_TYPES,
+    OrderCancelled,
+    OrderCompleted,
+    OrderEvent,
+    OrderLinesChanged,
+    OrderPlaced,
+    OrderShipped,
+    PaymentConfirmed,
+)
+from orders.service import OrderService, PlacedOrder
+from orders.values import MAX_LINES, OrderLine, OrderLines, OrderState, OrderStatus, Trace
+
+__all__ = [
+    "MAX_LINES",
+    "ORDER_EVENT_TYPES",
+    "Order",
+    "OrderCancelled",
+    "OrderCompleted",
+    "OrderConflictError",
+    "OrderError",
+    "OrderEvent",
+    "OrderLine",
+    "OrderLines",
+    "OrderLinesChanged",
+    "OrderNotFoundError",
+    "OrderPlaced",
+    "OrderRuleError",
+    "OrderService",
+    "OrderShipped",
+    "OrderState",
+    "OrderStatus",
+    "PaymentConfirmed",
+    "PlacedOrder",
+    "Trace",
+    "VersionConflictError",
+]

@@ -1,0 +1,266 @@
+"""``OrderService``: the application service that runs order commands against an event store.
+
+It runs unchanged on any ``eventsourcing`` persistence module named by ``PERSISTENCE_MODULE``
+(POPO by default, SQLite, DynamoDB). Settings, read from the application environment:
+
+- ``ORDERS_SNAPSHOT_INTERVAL``: snapshot an order every N events (0 or absent: never);
+- ``ORDERS_MAX_ATTEMPTS``: tries of a command that loses a concurrent save (default 5);
+- ``ORDERS_RETRY_BACKOFF_SECONDS``: base of the jittered exponential pause between tries
+  (default 0.01: the n-th pause is uniform in [0, base * 2**(n-1)]).
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from decimal import Decimal
+from typing import NamedTuple
+from uuid import UUID
+
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.persistence import IntegrityError, JSONTranscoder
+from eventsourcing.utils import Environment, EnvType
+
+from orders.aggregate import Order
+from orders.errors import (
+    OrderConflictError,
+    OrderNotFoundError,
+    OrderRuleError,
+    VersionConflictError,
+)
+from orders.events import OrderEvent, OrderPlaced
+from orders.transcodings import register_order_transcodings
+from orders.values import OrderLine, Trace
+
+
+class PlacedOrder(NamedTuple):
+    """The id of a placed order and its version after the command."""
+
+    order_id: UUID
+    version: int
+
+
+class OrderService(Application[UUID]):
+    """Runs the commands of the order life cycle and answers questions about orders.
+
+    Every command loads the order, lets the aggregate decide, and saves the resulting events in
+    one atomic write that fails if the order moved meanwhile. It then reloads and decides again,
+    up to ``max_attempts`` tries, before raising ``OrderConflictError``. Each command returns the
+    order's version after it; a command that changed nothing returns the version unchanged.
+    Every event carries the command's correlation id (generated when not given) and causation id.
+    """
+
+    SNAPSHOT_INTERVAL = "ORDERS_SNAPSHOT_INTERVAL"
+    MAX_ATTEMPTS = "ORDERS_MAX_ATTEMPTS"
+    RETRY_BACKOFF_SECONDS = "ORDERS_RETRY_BACKOFF_SECONDS"
+
+    def __init__(self, env: EnvType | None = None) -> None:
+        super().__init__(env)
+        interval = int(self.env.get(self.SNAPSHOT_INTERVAL) or 0)
+        if interval > 0:
+            # The library reads this class-level mapping per instance; set it for this one only.
+            self.snapshotting_intervals = {Order: interval}  # type: ignore[misc]
+        self.max_attempts = int(self.env.get(self.MAX_ATTEMPTS) or 5)
+        if self.max_attempts < 1:
+            msg = f"{self.MAX_ATTEMPTS} must be at least 1, not {self.max_attempts}"
+            raise ValueError(msg)
+        self.retry_backoff_seconds = float(self.env.get(self.RETRY_BACKOFF_SECONDS) or 0.01)
+
+    def construct_env(self, name: str, env: EnvType | None = None) -> Environment:
+        """The library's environment, with snapshotting on when an interval is set."""
+        environment = super().construct_env(name, env)
+        if int(environment.get(self.SNAPSHOT_INTERVAL) or 0) > 0:
+            environment["IS_SNAPSHOTTING_ENABLED"] = "y"
+        return environment
+
+    def register_transcodings(self, transcoder: JSONTranscoder) -> None:
+        """The library's transcodings and those of the order value objects."""
+        super().register_transcodings(transcoder)
+        register_order_transcodings(transcoder)
+
+    def place_order(
+        self,
+        customer_id: str,
+        lines: Sequence[OrderLine],
+        currency: str,
+        *,
+        order_id: UUID | None = None,
+        correlation_id: str | None = None,
+        causation_id: str | None = None,
+    ) -> PlacedOrder:
+        """Place a new order, under ``order_id`` if given (else a new id).
+
+        If ``order_id`` was already placed with the same customer, lines and currency, this is a
+        repeat: nothing is recorded and the order's current version is returned. Placed with
+        other content: ``OrderRuleError("order-id-taken")``.
+        """
+        trace = Trace.of(correlation_id, causation_id)
+        new_order = Order.place(customer_id, lines, currency, order_id=order_id, trace=trace)
+
+        def decide() -> Order:
+            try:
+                existing = self._events_of(new_order.id, lte=1)[0]
+            except OrderNotFoundError:
+                return Order.place(customer_id, lines, currency, order_id=new_order.id, trace=trace)
+            if not _same_placement(existing, new_order):
+                raise OrderRuleError(
+                    "order-id-taken",
+                    f"order {new_order.id} was already placed with other content",
+                )
+            return self.get_order(new_order.id)
+
+        return PlacedOrder(new_order.id, self._decide_and_save(new_order.id, decide))
+
+    def change_lines(
+        self,
+        order_id: UUID,
+        lines: Sequence[OrderLine],
+        *,
+        correlation_id: str | None = None,
+        causation_id: str | None = None,
+    ) -> int:
+        """Replace the lines of a pending order; see ``Order.change_lines``."""
+        trace = Trace.of(correlation_id, causation_id)
+        return self._run(order_id, lambda order: order.change_lines(lines, trace=trace))
+
+    def confirm_payment(
+        self,
+        order_id: UUID,
+        payment_id: str,
+        amount: Decimal,
+        *,
+        correlation_id: str | None = None,
+        causation_id: str | None = None,
+    ) -> int:
+        """Record a payment of exactly the order total; see ``Order.confirm_payment``."""
+        trace = Trace.of(correlation_id, causation_id)
+        return self._run(
+            order_id, lambda order: order.confirm_payment(payment_id, amount, trace=trace)
+        )
+
+    def ship(
+        self,
+        order_id: UUID,
+        *,
+        correlation_id: str | None = None,
+        causation_id: str | None = None,
+    ) -> int:
+        """Ship a paid order; see ``Order.ship``."""
+        trace = Trace.of(correlation_id, causation_id)
+        return self._run(order_id, lambda order: order.ship(trace=trace))
+
+    def complete(
+        self,
+        order_id: UUID,
+        *,
+        correlation_id: str | None = None,
+        causation_id: str | None = None,
+    ) -> int:
+        """Complete a shipped order; see ``Order.complete``."""
+        trace = Trace.of(correlation_id, causation_id)
+        return self._run(order_id, lambda order: order.complete(trace=trace))
+
+    def cancel(
+        self,
+        order_id: UUID,
+        reason: str,
+        *,
+        correlation_id: str | None = None,
+        causation_id: str | None = None,
+    ) -> int:
+        """Cancel an order that has not shipped; see ``Order.cancel``."""
+        trace = Trace.of(correlation_id, causation_id)
+        return self._run(order_id, lambda order: order.cancel(reason, trace=trace))
+
+    def get_order(
+        self, order_id: UUID, *, version: int | None = None, as_of: datetime | None = None
+    ) -> Order:
+        """The order as it is now, or after event ``version``, or as it stood at time ``as_of``.
+
+        A ``version`` beyond the last gives the latest state. ``as_of`` must be timezone-aware.
+        Raises ``OrderNotFoundError`` if the order did not exist (yet) at that point.
+        """
+        if as_of is not None:
+            if version is not None:
+                msg = "give version or as_of, not both"
+                raise ValueError(msg)
+            version = self._version_at(order_id, as_of)
+        try:
+            order: Order = self.repository.get(order_id, version=version)
+        except AggregateNotFoundError:
+            raise OrderNotFoundError(order_id) from None
+        return order
+
+    def history(self, order_id: UUID) -> list[OrderEvent]:
+        """Every stored event of the order, oldest first (upcast to the current versions).
+
+        Each gives its ``type_name()``, ``originator_version``, ``timestamp``, ``correlation_id``,
+        ``causation_id`` and ``details()``. Raises ``OrderNotFoundError`` for an unknown order.
+        """
+        return self._events_of(order_id)
+
+    def _events_of(self, order_id: UUID, *, lte: int | None = None) -> list[OrderEvent]:
+        events = [
+            event for event in self.events.get(order_id, lte=lte) if isinstance(event, OrderEvent)
+        ]
+        if not events:
+            raise OrderNotFoundError(order_id)
+        return events
+
+    def _version_at(self, order_id: UUID, as_of: datetime) -> int:
+        if as_of.utcoffset() is None:
+            msg = f"as_of must be timezone-aware, not {as_of!r}"
+            raise ValueError(msg)
+        versions = [
+            event.originator_version
+            for event in self._events_of(order_id)
+            if event.timestamp <= as_of
+        ]
+        if not versions:
+            raise OrderNotFoundError(order_id)
+        return versions[-1]
+
+    def _run(self, order_id: UUID, command: Callable[[Order], None]) -> int:
+        def decide() -> Order:
+            order = self.get_order(order_id)
+            command(order)
+            return order
+
+        return self._decide_and_save(order_id, decide)
+
+    def _decide_and_save(self, order_id: UUID, decide: Callable[[], Order]) -> int:
+        """Save what ``decide`` returns, deciding again on a conflict; the version after it."""
+        expected_version: int | None = None
+        actual_version: int | None = None
+        for attempt in range(1, self.max_attempts + 1):
+            order = decide()
+            if not order.pending_events:
+                return order.version
+            expected_version = order.version - len(order.pending_events) or None
+            try:
+                self.save(order)
+            except IntegrityError as conflict:
+                if isinstance(conflict, VersionConflictError):
+                    actual_version = conflict.actual_version
+                else:
+                    actual_version = self._stored_version(order_id)
+                if attempt < self.max_attempts:
+                    time.sleep(random.uniform(0, self.retry_backoff_seconds * 2 ** (attempt - 1)))
+            else:
+                return order.version
+        raise OrderConflictError(order_id, expected_version, actual_version, self.max_attempts)
+
+    def _stored_version(self, order_id: UUID) -> int | None:
+        last = list(self.events.get(order_id, desc=True, limit=1))
+        return last[0].originator_version if last else None
+
+
+def _same_placement(stored: OrderEvent, new_order: Order) -> bool:
+    """Whether ``stored`` placed the same customer, lines and currency as ``new_order``."""
+    return isinstance(stored, OrderPlaced) and (
+        stored.customer_id,
+        stored.currency,
+        stored.lines,
+    ) == (new_order.customer_id, new_order.currency, new_order.lines)

@@ -1,0 +1,174 @@
+"""Value objects of the order domain: money, order lines, currencies, states and traces.
+
+Every constructor here validates its input and raises ``OrderRuleError`` naming the rule broken,
+so an invalid value never exists and never reaches an event.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Final, Literal
+from uuid import uuid4
+
+from orders.errors import OrderRuleError
+
+MAX_LINES: Final = 100
+"""The most lines one order may have."""
+
+OrderState = Literal["pending", "paid", "shipped", "completed", "cancelled"]
+"""The internal life-cycle state of an order; finer than the public ``OrderStatus``."""
+
+OrderStatus = Literal["pending", "processing", "completed", "cancelled"]
+"""The status the public contract shows."""
+
+PUBLIC_STATUS: Final[dict[OrderState, OrderStatus]] = {
+    "pending": "pending",
+    "paid": "processing",
+    "shipped": "processing",
+    "completed": "completed",
+    "cancelled": "cancelled",
+}
+"""How each internal state is shown in the public contract."""
+
+# Active ISO 4217 codes (funds and precious-metal codes left out on purpose).
+ISO_4217_CURRENCIES: Final = frozenset(
+    """
+    AED AFN ALL AMD ANG AOA ARS AUD AWG AZN BAM BBD BDT BGN BHD BIF BMD BND BOB BRL BSD BTN BWP
+    BYN BZD CAD CDF CHF CLP CNY COP CRC CUP CVE CZK DJF DKK DOP DZD EGP ERN ETB EUR FJD FKP GBP
+    GEL GHS GIP GMD GNF GTQ GYD HKD HNL HTG HUF IDR ILS INR IQD IRR ISK JMD JOD JPY KES KGS KHR
+    KMF KPW KRW KWD KYD KZT LAK LBP LKR LRD LSL LYD MAD MDL MGA MKD MMK MNT MOP MRU MUR MVR MWK
+    MXN MYR MZN NAD NGN NIO NOK NPR NZD OMR PAB PEN PGK PHP PKR PLN PYG QAR RON RSD RUB RWF SAR
+    SBD SCR SDG SEK SGD SHP SLE SOS SRD SSP STN SVC SYP SZL THB TJS TMT TND TOP TRY TTD TWD TZS
+    UAH UGX USD UYU UZS VED VES VND VUV WST XAF XCD XCG XOF XPF YER ZAR ZMW ZWG
+    """.split()  # noqa: SIM905 - a list literal of 157 codes would read worse
+)
+
+
+def money(value: object, *, name: str) -> Decimal:
+    """``value`` as an exact, finite, non-negative ``Decimal``.
+
+    Accepts ``Decimal`` and ``int``; refuses ``float`` (rule ``decimal-money``: binary floats
+    cannot hold most prices exactly), every other type, NaN and infinities (``decimal-money``)
+    and negative amounts (``non-negative-money``).
+    """
+    if isinstance(value, bool) or not isinstance(value, Decimal | int):
+        hint = f"; pass Decimal({str(value)!r})" if isinstance(value, float) else ""
+        raise OrderRuleError(
+            "decimal-money",
+            f"{name} must be a Decimal, not {type(value).__name__} {value!r}{hint}",
+        )
+    amount = Decimal(value)
+    if not amount.is_finite():
+        raise OrderRuleError("decimal-money", f"{name} must be a finite Decimal, not {amount}")
+    if amount < 0:
+        raise OrderRuleError("non-negative-money", f"{name} must be >= 0, not {amount}")
+    return amount
+
+
+def currency_code(value: object) -> str:
+    """``value`` if it is an active ISO 4217 code (rule ``known-currency``)."""
+    if not isinstance(value, str) or value not in ISO_4217_CURRENCIES:
+        raise OrderRuleError(
+            "known-currency", f"currency must be an ISO 4217 code such as EUR, not {value!r}"
+        )
+    return value
+
+
+def required_text(value: object, *, rule: str, name: str) -> str:
+    """``value`` if it is a string with a non-blank character (else ``rule`` is broken)."""
+    if not isinstance(value, str) or not value.strip():
+        raise OrderRuleError(rule, f"{name} must be a non-empty string, not {value!r}")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class OrderLine:
+    """One line of an order: ``quantity`` (a positive ``int``) of ``sku`` at ``unit_price``.
+
+    Rules: ``sku-required``, ``positive-quantity``, ``decimal-money``, ``non-negative-money``.
+    """
+
+    sku: str
+    quantity: int
+    unit_price: Decimal
+
+    def __post_init__(self) -> None:
+        required_text(self.sku, rule="sku-required", name="sku")
+        if isinstance(self.quantity, bool) or not isinstance(self.quantity, int):
+            raise OrderRuleError(
+                "positive-quantity",
+                f"quantity of {self.sku} must be an int, not {self.quantity!r}",
+            )
+        if self.quantity <= 0:
+            raise OrderRuleError(
+                "positive-quantity", f"quantity of {self.sku} must be > 0, not {self.quantity}"
+            )
+        object.__setattr__(
+            self, "unit_price", money(self.unit_price, name=f"unit_price of {self.sku}")
+        )
+
+    @property
+    def subtotal(self) -> Decimal:
+        """``quantity`` times ``unit_price``, exactly."""
+        return self.quantity * self.unit_price
+
+
+@dataclass(frozen=True, slots=True)
+class OrderLines:
+    """The lines of one order, in the order given.
+
+    Rules: ``at-least-one-line``, ``max-lines`` (at most ``MAX_LINES``), ``distinct-skus``
+    (each sku once; change its quantity instead of repeating it).
+    """
+
+    items: tuple[OrderLine, ...]
+
+    def __post_init__(self) -> None:
+        if not self.items:
+            raise OrderRuleError("at-least-one-line", "an order needs at least one line")
+        if len(self.items) > MAX_LINES:
+            raise OrderRuleError(
+                "max-lines", f"an order has at most {MAX_LINES} lines, not {len(self.items)}"
+            )
+        skus = [line.sku for line in self.items]
+        repeated = sorted({sku for sku in skus if skus.count(sku) > 1})
+        if repeated:
+            raise OrderRuleError("distinct-skus", f"skus appear more than once: {repeated}")
+
+    @classmethod
+    def of(cls, lines: Sequence[OrderLine]) -> OrderLines:
+        """The validated lines; each item must be an ``OrderLine`` (rule ``order-line``)."""
+        for line in lines:
+            if not isinstance(line, OrderLine):
+                raise OrderRuleError("order-line", f"expected an OrderLine, not {line!r}")
+        return cls(tuple(lines))
+
+    @property
+    def total(self) -> Decimal:
+        """The sum of the lines' subtotals."""
+        return sum((line.subtotal for line in self.items), Decimal(0))
+
+    def __iter__(self) -> Iterator[OrderLine]:
+        return iter(self.items)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+
+@dataclass(frozen=True, slots=True)
+class Trace:
+    """Where a command came from: recorded on every event the command causes.
+
+    ``correlation_id`` groups all the work of one business transaction; ``causation_id`` names
+    the message (command or event) that caused this one, if known.
+    """
+
+    correlation_id: str
+    causation_id: str | None = None
+
+    @classmethod
+    def of(cls, correlation_id: str | None, causation_id: str | None) -> Trace:
+        """A trace with the given ids, generating a fresh correlation id when none is given."""
+        return cls(correlation_id or str(uuid4()), causation_id)
