@@ -21,12 +21,13 @@ from orders.events import (
     OrderShipped,
     PaymentConfirmed,
 )
-from orders.service import OrderService, PlacedOrder
+from orders.service import HistoryEntry, OrderService, PlacedOrder
 from orders.values import MAX_LINES, OrderLine, OrderLines, OrderState, OrderStatus, Trace
 
 __all__ = [
     "MAX_LINES",
     "ORDER_EVENT_TYPES",
+    "HistoryEntry",
     "Order",
     "OrderCancelled",
     "OrderCompleted",

@@ -50,10 +50,10 @@ class OrderEvent(Aggregate.Event):
     correlation_id: str
     causation_id: str | None
 
-    @classmethod
-    def type_name(cls) -> str:
-        """The stable name of this type of event (the part of its topic after ``orders:``)."""
-        return cls.TOPIC.partition(":")[2]
+    @property
+    def type_name(self) -> str:
+        """The stable name of this type of event (its topic after ``orders:``)."""
+        return self.TOPIC.partition(":")[2]
 
     def details(self) -> dict[str, Any]:
         """The fields this type of event adds to those every order event has."""

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import NamedTuple
@@ -40,6 +41,33 @@ class PlacedOrder(NamedTuple):
 
     order_id: UUID
     version: int
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    """One stored event of an order, for audit.
+
+    ``details`` holds the fields particular to the type of event (for example the payment id).
+    """
+
+    version: int
+    type_name: str
+    timestamp: datetime
+    correlation_id: str
+    causation_id: str | None
+    details: Mapping[str, object]
+
+    @classmethod
+    def of(cls, event: OrderEvent) -> HistoryEntry:
+        """The entry describing ``event``."""
+        return cls(
+            version=event.originator_version,
+            type_name=event.type_name,
+            timestamp=event.timestamp,
+            correlation_id=event.correlation_id,
+            causation_id=event.causation_id,
+            details=event.details(),
+        )
 
 
 class OrderService(Application[UUID]):
@@ -193,13 +221,12 @@ class OrderService(Application[UUID]):
             raise OrderNotFoundError(order_id) from None
         return order
 
-    def history(self, order_id: UUID) -> list[OrderEvent]:
-        """Every stored event of the order, oldest first (upcast to the current versions).
+    def history(self, order_id: UUID) -> list[HistoryEntry]:
+        """Every stored event of the order, oldest first, upcast to the current event versions.
 
-        Each gives its ``type_name()``, ``originator_version``, ``timestamp``, ``correlation_id``,
-        ``causation_id`` and ``details()``. Raises ``OrderNotFoundError`` for an unknown order.
+        Raises ``OrderNotFoundError`` for an unknown order.
         """
-        return self._events_of(order_id)
+        return [HistoryEntry.of(event) for event in self._events_of(order_id)]
 
     def _events_of(self, order_id: UUID, *, lte: int | None = None) -> list[OrderEvent]:
         events = [

@@ -114,6 +114,9 @@ class OrderLine:
         """``quantity`` times ``unit_price``, exactly."""
         return self.quantity * self.unit_price
 
+    def __str__(self) -> str:
+        return f"{self.quantity} x {self.sku} @ {self.unit_price}"
+
 
 @dataclass(frozen=True, slots=True)
 class OrderLines:
@@ -155,6 +158,9 @@ class OrderLines:
 
     def __len__(self) -> int:
         return len(self.items)
+
+    def __str__(self) -> str:
+        return ", ".join(map(str, self.items))
 
 
 @dataclass(frozen=True, slots=True)
