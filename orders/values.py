@@ -64,7 +64,7 @@ def money(value: object, *, name: str) -> Decimal:
         raise OrderRuleError("decimal-money", f"{name} must be a finite Decimal, not {amount}")
     if amount < 0:
         raise OrderRuleError("non-negative-money", f"{name} must be >= 0, not {amount}")
-    return amount
+    return amount.copy_abs()  # the same amount, but -0 becomes 0
 
 
 def currency_code(value: object) -> str:
