@@ -1,0 +1,235 @@
+"""The event store's access to DynamoDB: one table, one client, errors in the library's terms.
+
+:class:`DynamoDBDatastore` is what the recorders share. It takes a boto3 DynamoDB client
+(injected; the factory builds one from the environment) and the table name, counts every
+call (:attr:`DynamoDBDatastore.metrics`), asks for consumed capacity on every data call,
+checks a transaction against DynamoDB's limits before sending it, and turns botocore's
+errors into the ``eventsourcing.persistence`` exceptions, so callers see
+``IntegrityError``, ``OperationalError`` and so on, never a ``ClientError``.
+
+Throttling and transient errors are retried by botocore, as the client's ``Config``
+(``retries={"mode": "standard" | "adaptive", "max_attempts": n}``) says; the datastore adds
+no retry loop of its own. A cancelled transaction is raised as :class:`TransactionCancelled`
+with its cancellation reasons, for the recorder to decide what they mean.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, cast
+
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    NoCredentialsError,
+    ParamValidationError,
+)
+from eventsourcing.persistence import (
+    DatabaseError,
+    DataError,
+    IntegrityError,
+    InterfaceError,
+    OperationalError,
+    ProgrammingError,
+)
+
+from adapters.dynamodb.metrics import DynamoDBMetrics
+from adapters.dynamodb.table import (
+    MAX_ITEM_BYTES,
+    MAX_TRANSACTION_ACTIONS,
+    MAX_TRANSACTION_BYTES,
+    DynamoDBLimitError,
+    create_table_if_missing,
+    item_size,
+)
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+Item = dict[str, Any]
+"""An item, a key or an action in DynamoDB's low-level attribute-value format."""
+
+_THROTTLING_CODES = frozenset(
+    {
+        "ProvisionedThroughputExceededException",
+        "ThrottlingException",
+        "RequestLimitExceeded",
+        "TransactionInProgressException",
+        "InternalServerError",
+        "ServiceUnavailable",
+    }
+)
+
+
+class TransactionCancelled(Exception):  # noqa: N818 - named after DynamoDB's TransactionCanceled.
+    """DynamoDB cancelled a transaction; nothing of it was written.
+
+    ``reasons`` has one entry per action, in the order the actions were sent, each with a
+    ``Code`` (``"None"``, ``"ConditionalCheckFailed"``, ``"TransactionConflict"``, ...) and,
+    for a failed condition with ``ReturnValuesOnConditionCheckFailure="ALL_OLD"``, the
+    ``Item`` as it was.
+    """
+
+    def __init__(self, reasons: Sequence[Mapping[str, Any]]) -> None:
+        codes = ", ".join(str(r.get("Code")) for r in reasons)
+        super().__init__(f"transaction cancelled: {codes}")
+        self.reasons = reasons
+
+
+class DynamoDBDatastore:
+    """The table ``table_name`` reached through ``client``.
+
+    ``metrics`` counts the calls made through ``client`` (a new :class:`DynamoDBMetrics`
+    unless one is given, so several datastores can add into one). ``poll_interval`` is how
+    often, in seconds, a subscription asks for notifications written by other processes.
+    """
+
+    def __init__(
+        self,
+        client: DynamoDBClient,
+        table_name: str,
+        *,
+        metrics: DynamoDBMetrics | None = None,
+        poll_interval: float = 1.0,
+    ) -> None:
+        self.client = client
+        self.table_name = table_name
+        self.metrics = metrics or DynamoDBMetrics()
+        self.metrics.attach(client)
+        self.poll_interval = poll_interval
+
+    def create_table_if_missing(self) -> bool:
+        """Creates the table unless it exists (development set-ups); True if it created it."""
+        with translate_errors(self.table_name):
+            return create_table_if_missing(self.client, self.table_name)
+
+    def get_item(self, key: Item) -> Item | None:
+        """The item under ``key``, read strongly consistent, or None."""
+        with translate_errors(self.table_name):
+            response = self.client.get_item(
+                TableName=self.table_name,
+                Key=key,
+                ConsistentRead=True,
+                ReturnConsumedCapacity="TOTAL",
+            )
+        return response.get("Item")
+
+    def update_item(self, **kwargs: Any) -> None:
+        """One ``UpdateItem``; a failed condition raises :class:`ConditionFailed`."""
+        with translate_errors(self.table_name):
+            try:
+                self.client.update_item(
+                    TableName=self.table_name, ReturnConsumedCapacity="TOTAL", **kwargs
+                )
+            except self.client.exceptions.ConditionalCheckFailedException as e:
+                raise ConditionFailed(cast("Item | None", e.response.get("Item"))) from None
+
+    def query(
+        self,
+        key_condition: str,
+        values: Item,
+        *,
+        forward: bool = True,
+        page_size: int | None = None,
+    ) -> Iterator[Item]:
+        """Items matching ``key_condition`` in key order (reversed unless ``forward``).
+
+        Reads strongly consistent, one page at a time as the iterator is consumed;
+        ``page_size`` caps the items read per page, so stopping early reads no more.
+        """
+        kwargs: dict[str, Any] = {
+            "TableName": self.table_name,
+            "KeyConditionExpression": key_condition,
+            "ExpressionAttributeValues": values,
+            "ScanIndexForward": forward,
+            "ConsistentRead": True,
+            "ReturnConsumedCapacity": "TOTAL",
+        }
+        if page_size is not None:
+            kwargs["Limit"] = page_size
+        while True:
+            with translate_errors(self.table_name):
+                page = self.client.query(**kwargs)
+            yield from page.get("Items", [])
+            if "LastEvaluatedKey" not in page:
+                return
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def transact_write(self, actions: Sequence[Item], what: str) -> None:
+        """Writes ``actions`` (``TransactWriteItems`` entries) atomically, or nothing.
+
+        Raises :class:`~adapters.dynamodb.table.DynamoDBLimitError` without sending anything
+        when the transaction breaks a limit (``what`` says what was being written), and
+        :class:`TransactionCancelled` when DynamoDB cancels it.
+        """
+        check_transaction(actions, what)
+        with translate_errors(self.table_name):
+            try:
+                items: Any = [self._with_table(action) for action in actions]
+                self.client.transact_write_items(
+                    TransactItems=items, ReturnConsumedCapacity="TOTAL"
+                )
+            except self.client.exceptions.TransactionCanceledException as e:
+                raise TransactionCancelled(e.response.get("CancellationReasons", [])) from None
+
+    def _with_table(self, action: Item) -> Item:
+        ((kind, body),) = action.items()
+        return {kind: {"TableName": self.table_name, **body}}
+
+
+class ConditionFailed(Exception):  # noqa: N818 - named after DynamoDB's ConditionalCheckFailed.
+    """A single-item write's condition failed; ``item`` is the item as it was (or None)."""
+
+    def __init__(self, item: Item | None) -> None:
+        super().__init__("conditional check failed")
+        self.item = item
+
+
+def check_transaction(actions: Sequence[Item], what: str) -> None:
+    """Raises :class:`DynamoDBLimitError` if ``actions`` break a transaction's limits."""
+    if len(actions) > MAX_TRANSACTION_ACTIONS:
+        raise DynamoDBLimitError("transaction actions", len(actions), MAX_TRANSACTION_ACTIONS, what)
+    total = 0
+    for action in actions:
+        size = action_size(action)
+        if size > MAX_ITEM_BYTES:
+            raise DynamoDBLimitError("item size", size, MAX_ITEM_BYTES, what)
+        total += size
+    if total > MAX_TRANSACTION_BYTES:
+        raise DynamoDBLimitError("transaction size", total, MAX_TRANSACTION_BYTES, what)
+
+
+def action_size(action: Item) -> int:
+    """Bytes an action writes: a put's item, or an update's key and values."""
+    ((kind, body),) = action.items()
+    if kind == "Put":
+        return item_size(body["Item"])
+    values = body.get("ExpressionAttributeValues", {})
+    return item_size(body["Key"]) + item_size(values)
+
+
+@contextlib.contextmanager
+def translate_errors(table_name: str) -> Iterator[None]:
+    """Turns botocore errors into the ``eventsourcing.persistence`` exceptions."""
+    try:
+        yield
+    except ClientError as e:
+        code = e.response.get("Error", {}).get("Code", "")
+        message = f"DynamoDB table {table_name!r}: {e}"
+        if code == "ResourceNotFoundException":
+            message += " (create it, or set DYNAMODB_CREATE_TABLE=y in development)"
+            raise ProgrammingError(message) from e
+        if code == "ConditionalCheckFailedException":
+            raise IntegrityError(message) from e
+        if code == "ValidationException":
+            raise DataError(message) from e
+        if code in _THROTTLING_CODES:
+            raise OperationalError(message) from e
+        raise DatabaseError(message) from e
+    except ParamValidationError as e:
+        raise ProgrammingError(f"DynamoDB table {table_name!r}: {e}") from e
+    except NoCredentialsError as e:
+        raise InterfaceError(f"DynamoDB table {table_name!r}: {e}") from e
+    except BotoCoreError as e:
+        raise OperationalError(f"DynamoDB table {table_name!r}: {e}") from e

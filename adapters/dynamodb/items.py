@@ -1,0 +1,157 @@
+"""Item layout of the event store: keys, packed event batches, and their sizes.
+
+Every item lives under a partition key ``pk`` that starts with a namespace (one per
+application and purpose, such as ``orderservice_events`` or ``orderservice_snapshots``), so
+several applications and their snapshot stores share one table without sharing a key.
+
+==================  ===================================  ====  ===============================
+item                pk                                   sk    attributes
+==================  ===================================  ====  ===============================
+stream head         ``{ns}#head#{originator_id}``        0     ``v`` last version stored
+stream batch        ``{ns}#stream#{originator_id}``      last  ``f`` first version, ``e`` events
+                                                         vers. (``v`` version, ``t`` topic,
+                                                               ``s`` state)
+log head            ``{ns}#loghead``                     0     ``n`` last notification id
+log batch           ``{ns}#log``                         last  ``f`` first id, ``e`` events
+                                                         id    (``u`` UUID hex or ``o`` str
+                                                               originator id, ``v``, ``t``,
+                                                               ``s``)
+tracking            ``{ns}#tracking#{application}``      0     ``n`` last notification id
+==================  ===================================  ====  ===============================
+
+A batch holds consecutive events of one save, as many as fit in one item; keying it by its
+last version (or id) makes "batches holding anything after X" one key condition.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, TypeVar
+from uuid import UUID
+
+from eventsourcing.persistence import Notification, StoredEvent
+
+from adapters.dynamodb.datastore import Item
+from adapters.dynamodb.table import MAX_ITEM_BYTES, DynamoDBLimitError, item_size, value_size
+
+T = TypeVar("T")
+
+EVENTS = "e"
+FIRST = "f"
+VERSION = "v"
+NOTIFICATION_ID = "n"
+
+
+def number(value: int) -> dict[str, str]:
+    return {"N": str(value)}
+
+
+def key(pk: str, sk: int = 0) -> Item:
+    return {"pk": {"S": pk}, "sk": number(sk)}
+
+
+def stream_pk(namespace: str, originator_id: UUID | str) -> str:
+    return f"{namespace}#stream#{originator_id}"
+
+
+def head_pk(namespace: str, originator_id: UUID | str) -> str:
+    return f"{namespace}#head#{originator_id}"
+
+
+def log_pk(namespace: str) -> str:
+    return f"{namespace}#log"
+
+
+def log_head_pk(namespace: str) -> str:
+    return f"{namespace}#loghead"
+
+
+def tracking_pk(namespace: str, application_name: str) -> str:
+    return f"{namespace}#tracking#{application_name}"
+
+
+def encode_stream_event(event: StoredEvent) -> Item:
+    return {
+        "M": {
+            "v": number(event.originator_version),
+            "t": {"S": event.topic},
+            "s": {"B": event.state},
+        }
+    }
+
+
+def encode_log_event(event: StoredEvent) -> Item:
+    originator_id = event.originator_id
+    encoded = encode_stream_event(event)
+    if isinstance(originator_id, UUID):
+        encoded["M"]["u"] = {"S": originator_id.hex}
+    else:
+        encoded["M"]["o"] = {"S": originator_id}
+    return encoded
+
+
+def decode_stream_event(originator_id: UUID | str, encoded: Item) -> StoredEvent:
+    fields = encoded["M"]
+    return StoredEvent(
+        originator_id=originator_id,
+        originator_version=int(fields["v"]["N"]),
+        topic=fields["t"]["S"],
+        state=bytes(fields["s"]["B"]),
+    )
+
+
+def decode_log_event(notification_id: int, encoded: Item) -> Notification:
+    fields = encoded["M"]
+    originator_id = UUID(fields["u"]["S"]) if "u" in fields else fields["o"]["S"]
+    return Notification(
+        id=notification_id,
+        originator_id=originator_id,
+        originator_version=int(fields["v"]["N"]),
+        topic=fields["t"]["S"],
+        state=bytes(fields["s"]["B"]),
+    )
+
+
+def pack(
+    events: Sequence[T],
+    encode: Callable[[T], Item],
+    empty_item_size: int,
+    describe: Callable[[T], str],
+) -> list[list[Item]]:
+    """Splits ``events`` (in order) into as few batches as fit in one item each.
+
+    ``empty_item_size`` is the size of a batch item holding an empty event list. Raises
+    :class:`DynamoDBLimitError` naming the event that does not fit in an item by itself.
+    """
+    batches: list[list[Item]] = []
+    batch: list[Item] = []
+    size = empty_item_size
+    for event in events:
+        encoded = encode(event)
+        event_size = 1 + value_size(encoded)
+        if empty_item_size + event_size > MAX_ITEM_BYTES:
+            raise DynamoDBLimitError(
+                "item size", empty_item_size + event_size, MAX_ITEM_BYTES, describe(event)
+            )
+        if size + event_size > MAX_ITEM_BYTES:
+            batches.append(batch)
+            batch, size = [], empty_item_size
+        batch.append(encoded)
+        size += event_size
+    if batch:
+        batches.append(batch)
+    return batches
+
+
+def batch_item(pk: str, first: int, last: int, events: list[Item]) -> Item:
+    return {**key(pk, last), FIRST: number(first), EVENTS: {"L": events}}
+
+
+def empty_batch_size(pk: str) -> int:
+    """Size of a batch item under ``pk`` with no events (numbers counted at their largest)."""
+    return item_size(batch_item(pk, 0, 0, []))
+
+
+def events_of(item: Item) -> Iterable[Any]:
+    encoded: list[Any] = item[EVENTS]["L"]
+    return encoded

@@ -1,0 +1,103 @@
+"""The event store's table: key schema, provisioning, and DynamoDB's size limits.
+
+The table has a string partition key ``pk`` and a numeric sort key ``sk`` and nothing else
+(no indexes, no streams, no TTL). :func:`table_definition` returns the ``CreateTable``
+arguments; it is the single source of the schema, for :func:`create_table_if_missing` and for
+infrastructure as code (a CloudFormation ``AWS::DynamoDB::Table`` declares the same
+``AttributeDefinitions``, ``KeySchema`` and ``BillingMode``).
+
+The limits are DynamoDB's documented ones. :func:`item_size` computes an item's size by
+DynamoDB's rules (attribute names count, lists and maps cost 3 bytes plus 1 per element,
+numbers are counted at their largest), so a request the store accepts is never rejected
+by DynamoDB for size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from eventsourcing.persistence import DataError
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_dynamodb.type_defs import CreateTableInputTypeDef
+
+PARTITION_KEY = "pk"
+SORT_KEY = "sk"
+
+MAX_TRANSACTION_ACTIONS = 100
+"""Actions (puts, updates, condition checks) in one ``TransactWriteItems``."""
+MAX_TRANSACTION_BYTES = 4 * 1024 * 1024
+"""Aggregate size of the items in one ``TransactWriteItems``."""
+MAX_ITEM_BYTES = 400 * 1024
+"""Size of one item, attribute names included."""
+
+_NUMBER_BYTES = 21  # A number attribute takes at most 21 bytes.
+
+
+class DynamoDBLimitError(DataError):
+    """A write would break one of DynamoDB's limits; it was not sent, nothing was written.
+
+    ``limit`` names the limit (``"item size"``, ``"transaction actions"``,
+    ``"transaction size"``), ``size`` is what the write needed, ``maximum`` what DynamoDB allows.
+    """
+
+    def __init__(self, limit: str, size: int, maximum: int, what: str) -> None:
+        super().__init__(f"{what}: {limit} {size} exceeds DynamoDB's maximum of {maximum}")
+        self.limit = limit
+        self.size = size
+        self.maximum = maximum
+
+
+def table_definition(table_name: str) -> CreateTableInputTypeDef:
+    """The ``CreateTable`` arguments of an event store table named ``table_name``."""
+    return {
+        "TableName": table_name,
+        "AttributeDefinitions": [
+            {"AttributeName": PARTITION_KEY, "AttributeType": "S"},
+            {"AttributeName": SORT_KEY, "AttributeType": "N"},
+        ],
+        "KeySchema": [
+            {"AttributeName": PARTITION_KEY, "KeyType": "HASH"},
+            {"AttributeName": SORT_KEY, "KeyType": "RANGE"},
+        ],
+        "BillingMode": "PAY_PER_REQUEST",
+    }
+
+
+def create_table_if_missing(client: DynamoDBClient, table_name: str) -> bool:
+    """Creates the table unless it exists, waits until it is active; True if it created it."""
+    try:
+        client.create_table(**table_definition(table_name))
+    except client.exceptions.ResourceInUseException:
+        created = False
+    else:
+        created = True
+    client.get_waiter("table_exists").wait(
+        TableName=table_name, WaiterConfig={"Delay": 1, "MaxAttempts": 120}
+    )
+    return created
+
+
+def item_size(item: Mapping[str, Any]) -> int:
+    """Size in bytes of an item in the low-level attribute-value format, by DynamoDB's rules."""
+    return sum(len(name.encode()) + value_size(value) for name, value in item.items())
+
+
+def value_size(value: Mapping[str, Any]) -> int:
+    ((kind, data),) = value.items()
+    if kind == "S":
+        return len(data.encode())
+    if kind == "B":
+        return len(data)
+    if kind == "N":
+        return _NUMBER_BYTES
+    if kind in ("BOOL", "NULL"):
+        return 1
+    if kind == "L":
+        return 3 + sum(1 + value_size(element) for element in data)
+    if kind == "M":
+        return 3 + sum(1 + len(k.encode()) + value_size(v) for k, v in data.items())
+    msg = f"attribute type {kind!r} is not used by the event store"
+    raise TypeError(msg)

@@ -1,0 +1,1 @@
+"""Test harness shared by the test suites (servers, clients, fresh tables)."""
