@@ -74,7 +74,7 @@ class Order(Aggregate):
         """
         required_text(customer_id, rule="customer-required", name="customer_id")
         checked_lines = OrderLines.of(lines)
-        trace = trace or Trace.of(None, None)
+        trace = trace or Trace.of()
         return cls._create(
             OrderPlaced,
             id=order_id,
@@ -171,7 +171,7 @@ class Order(Aggregate):
         **fields: Any,
     ) -> None:
         """Trigger ``event_class`` with the fields every order event records."""
-        trace = trace or Trace.of(None, None)
+        trace = trace or Trace.of()
         if lines is not None:
             fields["lines"] = lines
         self.trigger_event(

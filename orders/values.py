@@ -175,6 +175,6 @@ class Trace:
     causation_id: str | None = None
 
     @classmethod
-    def of(cls, correlation_id: str | None, causation_id: str | None) -> Trace:
+    def of(cls, correlation_id: str | None = None, causation_id: str | None = None) -> Trace:
         """A trace with the given ids, generating a fresh correlation id when none is given."""
         return cls(correlation_id or str(uuid4()), causation_id)
