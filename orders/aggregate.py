@@ -178,6 +178,7 @@ class Order(Aggregate):
             event_class,
             customer_id=self.customer_id,
             total=(lines or self.lines).total,
+            currency=self.currency,
             correlation_id=trace.correlation_id,
             causation_id=trace.causation_id,
             **fields,

@@ -5,9 +5,10 @@ form ``orders:<TypeName>`` by ``stable_topic``, so stored events keep resolving 
 is renamed or split. Each name also resolves without the registry, because ``orders`` exports
 every event class. Never change a registered name; add a new class instead.
 
-Self-describing events: besides its own fields, every event records the ``customer_id`` and the
-order ``total`` after it, and its type fixes the state it leads to (``resulting_state``). So a
-consumer, the outbox mapping included, can describe an event without loading the aggregate.
+Self-describing events: besides its own fields, every event records the ``customer_id``, the
+order ``total`` after it and its ``currency``, and its type fixes the state it leads to
+(``resulting_state``). So a consumer, the outbox mapping included, can describe an event without
+loading the aggregate.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ class OrderEvent(Aggregate.Event):
     resulting_state: ClassVar[OrderState]
     customer_id: str
     total: Decimal
+    currency: str
     correlation_id: str
     causation_id: str | None
 
@@ -80,7 +82,6 @@ class OrderPlaced(OrderEvent, Aggregate.Created):
 
     class_version: ClassVar[int] = 2
     resulting_state: ClassVar[OrderState] = "pending"
-    currency: str
     lines: OrderLines
 
     @staticmethod

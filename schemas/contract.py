@@ -74,13 +74,13 @@ class OrderDetail(_Model):
     customer_id: str = Field(min_length=1)
     status: Status
     amount: Money = Field(description="The order total after the event.")
+    currency: str = Field(pattern=r"^[A-Z]{3}$", description="ISO 4217 code of ``amount``.")
     stream_version: int = Field(ge=1, description="The event's version in the order's stream.")
     correlation_id: str = Field(min_length=1)
     causation_id: str | None
 
 
 class OrderPlacedDetail(OrderDetail):
-    currency: str = Field(pattern=r"^[A-Z]{3}$", description="ISO 4217 code.")
     lines: list[Line] = Field(min_length=1, max_length=100)
 
 

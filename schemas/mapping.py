@@ -58,6 +58,7 @@ def to_envelope(event: OrderEvent) -> Envelope:
         "customer_id": event.customer_id,
         "status": PUBLIC_STATUS[event.resulting_state],
         "amount": event.total,
+        "currency": event.currency,
         "stream_version": event.originator_version,
         "correlation_id": event.correlation_id,
         "causation_id": event.causation_id,
@@ -73,9 +74,7 @@ def to_envelope(event: OrderEvent) -> Envelope:
         case OrderPlaced():
             return OrderPlacedEnvelope(
                 **envelope,
-                detail=OrderPlacedDetail(
-                    **common, currency=event.currency, lines=_lines(event.lines)
-                ),
+                detail=OrderPlacedDetail(**common, lines=_lines(event.lines)),
             )
         case OrderLinesChanged():
             return OrderLinesChangedEnvelope(

@@ -92,13 +92,14 @@ def test_the_detail_describes_the_order_as_the_event_left_it(
     stored_events: list[OrderEvent],
 ) -> None:
     """Given the events of an order that was paid and cancelled When they are published
-    Then each detail has the order id, customer, public status, total as a decimal string,
-    stream version and trace, and the detail-type's own fields."""
+    Then each detail has the order id, customer, public status, total as a decimal string and
+    its currency, stream version and trace, and the detail-type's own fields."""
     placed, paid, cancelled = (published(event)["detail"] for event in stored_events[-3:])
     order_id = str(stored_events[-1].originator_id)
-    assert [(d["orderId"], d["customerId"], d["amount"]) for d in (placed, paid, cancelled)] == [
-        (order_id, "customer-2", "10.00")
-    ] * 3
+    assert [
+        (d["orderId"], d["customerId"], d["amount"], d["currency"])
+        for d in (placed, paid, cancelled)
+    ] == [(order_id, "customer-2", "10.00", "EUR")] * 3
     assert [(d["status"], d["streamVersion"]) for d in (placed, paid, cancelled)] == [
         ("pending", 1),
         ("processing", 2),
@@ -109,7 +110,6 @@ def test_the_detail_describes_the_order_as_the_event_left_it(
         "msg-7",
         CANCEL_REASON,
     )
-    assert placed["currency"] == "EUR"
     assert placed["lines"][0] == {"sku": "SKU-1", "quantity": 2, "unitPrice": "1.50"}
     assert published(stored_events[0])["detail"]["correlationId"] == "corr-1"
 
