@@ -28,6 +28,8 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
+from orders.values import MAX_LINES
+
 ENVELOPE_VERSION: Final = "1.0"
 
 Status = Literal["pending", "processing", "completed", "cancelled"]
@@ -81,11 +83,11 @@ class OrderDetail(_Model):
 
 
 class OrderPlacedDetail(OrderDetail):
-    lines: list[Line] = Field(min_length=1, max_length=100)
+    lines: list[Line] = Field(min_length=1, max_length=MAX_LINES)
 
 
 class OrderLinesChangedDetail(OrderDetail):
-    lines: list[Line] = Field(min_length=1, max_length=100)
+    lines: list[Line] = Field(min_length=1, max_length=MAX_LINES)
 
 
 class PaymentConfirmedDetail(OrderDetail):
