@@ -235,15 +235,25 @@ def test_free_lines_are_allowed_and_an_int_price_becomes_a_decimal() -> None:
 
 def pay(amount: object, payment_id: str = PAYMENT_ID) -> Command:
     """The command to confirm ``payment_id`` of ``amount`` (of any type, to test refusals)."""
-    return lambda order: order.confirm_payment(payment_id, amount)  # type: ignore[arg-type]
+
+    def confirm_payment(order: Order) -> None:
+        order.confirm_payment(payment_id, amount)  # type: ignore[arg-type]
+
+    return confirm_payment
 
 
 def change_to(lines: Sequence[OrderLine]) -> Command:
-    return lambda order: order.change_lines(lines)
+    def change_lines(order: Order) -> None:
+        order.change_lines(lines)
+
+    return change_lines
 
 
 def cancel_for(reason: str) -> Command:
-    return lambda order: order.cancel(reason)
+    def cancel(order: Order) -> None:
+        order.cancel(reason)
+
+    return cancel
 
 
 REFUSALS: list[tuple[OrderState, Command, str]] = [

@@ -123,6 +123,7 @@ def test_placing_other_content_under_a_taken_id_is_refused(service: OrderService
         (lambda s, order_id: s.cancel(order_id, ""), "reason-required"),
         (lambda s, order_id: s.place_order("c", TWO_LINES, "XXX"), "known-currency"),
     ],
+    ids=["change-lines", "confirm-payment", "ship", "complete", "cancel", "place"],
 )
 def test_a_refused_command_stores_nothing(
     service: OrderService, command: Callable[[OrderService, UUID], object], rule: str
@@ -163,6 +164,7 @@ def test_repeated_commands_store_nothing_and_return_the_same_version(
         lambda s, order_id: s.ship(order_id),
         lambda s, order_id: s.cancel(order_id, CANCEL_REASON),
     ],
+    ids=["get-order", "history", "ship", "cancel"],
 )
 def test_an_unknown_order_is_not_found(
     service: OrderService, query: Callable[[OrderService, UUID], object]
