@@ -128,6 +128,8 @@ class OrderService(Application[UUID]):
         new_order = Order.place(customer_id, lines, currency, order_id=order_id, trace=trace)
 
         def decide() -> Order:
+            if order_id is None:  # A fresh random id: nothing to look up, so no read.
+                return Order.place(customer_id, lines, currency, order_id=new_order.id, trace=trace)
             try:
                 existing = self._events_of(new_order.id, lte=1)[0]
             except OrderNotFoundError:
