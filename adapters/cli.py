@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from datetime import datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 from uuid import UUID
@@ -17,24 +19,57 @@ from adapters.demo import run_demo
 from adapters.local import default_data_dir, local_env
 from orders import Order, OrderError, OrderService
 
-app = typer.Typer(
-    help="Event-sourced order service: demo, audit and operations.", no_args_is_help=True
-)
+app = typer.Typer(no_args_is_help=True)
 # Piped output (CI logs, tests) gets a width that fits uuids and timestamps instead of 80 columns.
 console = Console(width=None if sys.stdout.isatty() else 160)
 
-DataDirOption = Annotated[
-    Path | None,
-    typer.Option(
-        help="Where the local backend keeps its files "
-        "[default: $ORDERS_DATA_DIR or ~/.local/share/eventsourced-orders]"
-    ),
-]
+
+class Backend(StrEnum):
+    """Where the service keeps its events."""
+
+    LOCAL = "local"
+    DYNAMODB = "dynamodb"
 
 
-def local_service(data_dir: Path | None) -> OrderService:
-    """An ``OrderService`` on the embedded SQLite backend."""
+def build_service(backend: Backend, data_dir: Path | None, table: str) -> OrderService:
+    """The ``OrderService`` on ``backend``.
+
+    ``local`` keeps events in SQLite under ``data_dir``. ``dynamodb`` uses ``table``, reached
+    through the standard AWS variables (``AWS_ENDPOINT_URL_DYNAMODB`` for DynamoDB Local) and
+    the store's own settings (``DYNAMODB_CREATE_TABLE=y`` to create it), all read from the
+    process environment (see ``adapters.dynamodb``).
+    """
+    if backend is Backend.DYNAMODB:
+        return OrderService(
+            env={"PERSISTENCE_MODULE": "adapters.dynamodb", "DYNAMODB_TABLE_NAME": table}
+        )
     return OrderService(env=local_env(data_dir or default_data_dir()))
+
+
+@app.callback()
+def choose_backend(
+    context: typer.Context,
+    backend: Annotated[
+        Backend, typer.Option(envvar="ORDERS_BACKEND", help="Where events are stored")
+    ] = Backend.LOCAL,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(
+            help="Where the local backend keeps its files "
+            "[default: $ORDERS_DATA_DIR or ~/.local/share/eventsourced-orders]",
+        ),
+    ] = None,
+    table: Annotated[
+        str, typer.Option(envvar="DYNAMODB_TABLE_NAME", help="The DynamoDB event store table")
+    ] = "orders-events",
+) -> None:
+    """Event-sourced order service: demo, audit and operations."""
+    context.obj = lambda: build_service(backend, data_dir, table)
+
+
+def service_of(context: typer.Context) -> OrderService:
+    build: Callable[[], OrderService] = context.obj
+    return build()
 
 
 def order_table(order: Order) -> Table:
@@ -75,14 +110,14 @@ def history_table(service: OrderService, order_id: UUID) -> Table:
 
 @app.command()
 def demo(
+    context: typer.Context,
     order_count: Annotated[
         int, typer.Option("--orders", min=1, help="How many orders to place")
     ] = 300,
     seed: Annotated[int, typer.Option(help="Seed of the random journeys")] = 7,
-    data_dir: DataDirOption = None,
 ) -> None:
-    """Place and advance a few hundred orders on the local backend, then audit one of them."""
-    service = local_service(data_dir)
+    """Place and advance a few hundred orders, then audit one of them."""
+    service = service_of(context)
     with Progress(console=console, transient=True) as progress:
         task = progress.add_task("placing and advancing orders", total=order_count)
         summary = run_demo(service, order_count, seed, lambda: progress.advance(task))
@@ -110,15 +145,15 @@ def demo(
 
 @app.command()
 def show(
+    context: typer.Context,
     order_id: UUID,
     version: Annotated[int | None, typer.Option(help="State as of this version")] = None,
     as_of: Annotated[datetime | None, typer.Option(help="State as of this UTC time")] = None,
-    data_dir: DataDirOption = None,
 ) -> None:
     """Show an order's state, now or as of a version or a time."""
     try:
         console.print(
-            order_table(local_service(data_dir).get_order(order_id, version=version, as_of=as_of))
+            order_table(service_of(context).get_order(order_id, version=version, as_of=as_of))
         )
     except OrderError as error:
         console.print(f"[red]{error}[/red]")
@@ -126,10 +161,10 @@ def show(
 
 
 @app.command()
-def history(order_id: UUID, data_dir: DataDirOption = None) -> None:
+def history(context: typer.Context, order_id: UUID) -> None:
     """List every event of an order with who/why (correlation ids)."""
     try:
-        console.print(history_table(local_service(data_dir), order_id))
+        console.print(history_table(service_of(context), order_id))
     except OrderError as error:
         console.print(f"[red]{error}[/red]")
         raise typer.Exit(1) from error

@@ -1,13 +1,16 @@
-"""The ``orders`` command on the embedded local backend."""
+"""The ``orders`` command, on the embedded local backend and on DynamoDB Local."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from adapters.cli import app
+from tests.support.dynamodb_local import dynamodb_local
 
 runner = CliRunner()
 
@@ -18,21 +21,52 @@ def figure(output: str, name: str) -> int:
     return int(match.group(1).replace(",", ""))
 
 
+def run_orders(*arguments: str) -> str:
+    result = runner.invoke(app, list(arguments))
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+@pytest.fixture
+def dynamodb_table(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A fresh event store table on DynamoDB Local, reached through the standard variables."""
+    server = dynamodb_local()
+    table = server.new_table()
+    for name, value in server.env(table).items():
+        monkeypatch.setenv(name, value)
+    yield table
+    server.delete_table(table)
+
+
 def test_demo_places_orders_audits_one_and_persists_between_runs(tmp_path: Path) -> None:
-    first = runner.invoke(app, ["demo", "--orders", "30", "--data-dir", str(tmp_path)])
-    assert first.exit_code == 0, first.output
-    assert figure(first.output, "orders placed") == 30
-    assert "history of order" in first.output
-    events_after_first_run = figure(first.output, "events in the notification log")
+    first = run_orders("--data-dir", str(tmp_path), "demo", "--orders", "30")
+    assert figure(first, "orders placed") == 30
+    assert "history of order" in first
+    events_after_first_run = figure(first, "events in the notification log")
     assert events_after_first_run > 30
 
-    second = runner.invoke(app, ["demo", "--orders", "10", "--data-dir", str(tmp_path)])
-    assert second.exit_code == 0, second.output
-    assert figure(second.output, "events in the notification log") > events_after_first_run
+    second = run_orders("--data-dir", str(tmp_path), "demo", "--orders", "10")
+    assert figure(second, "events in the notification log") > events_after_first_run
+
+
+def test_demo_and_audit_run_on_dynamodb_by_configuration(dynamodb_table: str) -> None:
+    output = run_orders(
+        "--backend", "dynamodb", "--table", dynamodb_table, "demo", "--orders", "20"
+    )
+    assert figure(output, "orders placed") == 20
+    audited = re.search(r"history of order ([0-9a-f-]{36})", output)
+    assert audited, output
+
+    at_version_1 = run_orders(
+        "--backend", "dynamodb", "--table", dynamodb_table, "show", audited[1], "--version", "1"
+    )
+    assert "pending" in at_version_1
+    history = run_orders("--backend", "dynamodb", "--table", dynamodb_table, "history", audited[1])
+    assert "OrderPlaced" in history
 
 
 def test_show_of_an_unknown_order_names_it_and_fails(tmp_path: Path) -> None:
     unknown = "00000000-0000-4000-8000-000000000000"
-    result = runner.invoke(app, ["show", unknown, "--data-dir", str(tmp_path)])
+    result = runner.invoke(app, ["--data-dir", str(tmp_path), "show", unknown])
     assert result.exit_code == 1
     assert unknown in result.output
