@@ -16,6 +16,7 @@ with its cancellation reasons, for the recorder to decide what they mean.
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
@@ -113,7 +114,9 @@ class DynamoDBDatastore:
                 ConsistentRead=True,
                 ReturnConsumedCapacity="TOTAL",
             )
-        return response.get("Item")
+        item = response.get("Item")
+        self.metrics.add_estimate("GetItem", read_units(item_size(item) if item else 0))
+        return item
 
     def update_item(self, **kwargs: Any) -> None:
         """One ``UpdateItem``; a failed condition raises :class:`ConditionFailed`."""
@@ -124,6 +127,8 @@ class DynamoDBDatastore:
                 )
             except self.client.exceptions.ConditionalCheckFailedException as e:
                 raise ConditionFailed(cast("Item | None", e.response.get("Item"))) from None
+        size = item_size(kwargs["Key"]) + item_size(kwargs.get("ExpressionAttributeValues", {}))
+        self.metrics.add_estimate("UpdateItem", write_units(size))
 
     def query(
         self,
@@ -151,7 +156,9 @@ class DynamoDBDatastore:
         while True:
             with translate_errors(self.table_name):
                 page = self.client.query(**kwargs)
-            yield from page.get("Items", [])
+            items = page.get("Items", [])
+            self.metrics.add_estimate("Query", read_units(sum(map(item_size, items))))
+            yield from items
             if "LastEvaluatedKey" not in page:
                 return
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
@@ -172,6 +179,8 @@ class DynamoDBDatastore:
                 )
             except self.client.exceptions.TransactionCanceledException as e:
                 raise TransactionCancelled(e.response.get("CancellationReasons", [])) from None
+        units = sum(2 * write_units(action_size(action)) for action in actions)
+        self.metrics.add_estimate("TransactWriteItems", units)
 
     def _with_table(self, action: Item) -> Item:
         ((kind, body),) = action.items()
@@ -184,6 +193,16 @@ class ConditionFailed(Exception):  # noqa: N818 - named after DynamoDB's Conditi
     def __init__(self, item: Item | None) -> None:
         super().__init__("conditional check failed")
         self.item = item
+
+
+def read_units(size: int) -> int:
+    """Read units AWS bills for reading ``size`` bytes strongly consistent in one call."""
+    return max(1, math.ceil(size / (4 * 1024)))
+
+
+def write_units(size: int) -> int:
+    """Write units AWS bills for writing an item of ``size`` bytes (doubled in a transaction)."""
+    return max(1, math.ceil(size / 1024))
 
 
 def check_transaction(actions: Sequence[Item], what: str) -> None:

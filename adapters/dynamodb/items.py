@@ -25,8 +25,8 @@ last version (or id) makes "batches holding anything after X" one key condition.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
-from typing import Any, TypeVar
+from collections.abc import Callable, Sequence
+from typing import TypeVar
 from uuid import UUID
 
 from eventsourcing.persistence import Notification, StoredEvent
@@ -147,11 +147,9 @@ def batch_item(pk: str, first: int, last: int, events: list[Item]) -> Item:
     return {**key(pk, last), FIRST: number(first), EVENTS: {"L": events}}
 
 
+_LARGEST_NUMBER = 10**38 - 1  # Takes the most bytes a number can take (21).
+
+
 def empty_batch_size(pk: str) -> int:
-    """Size of a batch item under ``pk`` with no events (numbers counted at their largest)."""
-    return item_size(batch_item(pk, 0, 0, []))
-
-
-def events_of(item: Item) -> Iterable[Any]:
-    encoded: list[Any] = item[EVENTS]["L"]
-    return encoded
+    """Size of a batch item under ``pk`` with no events, whatever its first and last."""
+    return item_size(batch_item(pk, _LARGEST_NUMBER, _LARGEST_NUMBER, []))

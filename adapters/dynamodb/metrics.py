@@ -7,19 +7,26 @@ response (failed calls included), whose ``ConsumedCapacity`` it adds up. The sto
 ``ReturnConsumedCapacity="TOTAL"`` on every data call; a call cancelled or rejected by
 DynamoDB reports no capacity.
 
+DynamoDB Local reports capacity by rules of its own (a transaction of four small items is
+2 units there, 8 on AWS), so the datastore also adds up ``estimated_units``: the capacity
+AWS bills for each successful call by its published rules (2 write units per started KB of
+each item written in a transaction, 1 per started KB outside one; 1 read unit per started
+4 KB read strongly consistent, at least 1 per call), from the item sizes the store computes.
+Publish ``estimated_units`` when measuring on DynamoDB Local, ``capacity_units`` on AWS.
+
 Typical use (a benchmark publishing per-command figures)::
 
     before = datastore.metrics.snapshot()
     service.place_order(...)
     cost = datastore.metrics.snapshot() - before
-    cost.round_trips, cost.capacity_units, cost.by_operation["TransactWriteItems"].calls
+    cost.round_trips, cost.estimated_units, cost.by_operation["TransactWriteItems"].calls
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import astuple, dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
@@ -33,50 +40,55 @@ class OperationCount:
 
     ``calls`` API calls made, ``round_trips`` HTTP requests sent (more than ``calls`` when
     botocore retried), ``errors`` calls that ended in an error response (for example a
-    cancelled transaction), ``capacity_units`` the capacity DynamoDB reported as consumed.
+    cancelled transaction), ``capacity_units`` the capacity DynamoDB reported as consumed,
+    ``estimated_units`` the capacity AWS bills by its published rules.
     """
 
     calls: int = 0
     round_trips: int = 0
     errors: int = 0
     capacity_units: float = 0.0
+    estimated_units: float = 0.0
 
     def __add__(self, other: OperationCount) -> OperationCount:
-        return OperationCount(
-            self.calls + other.calls,
-            self.round_trips + other.round_trips,
-            self.errors + other.errors,
-            self.capacity_units + other.capacity_units,
-        )
-
-    def __neg__(self) -> OperationCount:
-        return OperationCount(-self.calls, -self.round_trips, -self.errors, -self.capacity_units)
+        return OperationCount(*(a + b for a, b in zip(astuple(self), astuple(other), strict=True)))
 
     def __sub__(self, other: OperationCount) -> OperationCount:
-        return self + -other
+        return OperationCount(*(a - b for a, b in zip(astuple(self), astuple(other), strict=True)))
 
 
 @dataclass(frozen=True)
 class MetricsSnapshot:
-    """Figures per operation at one moment; subtract two snapshots to cost what happened."""
+    """Figures per operation at one moment; subtract two snapshots to cost what happened.
+
+    The properties are the totals over all operations.
+    """
 
     by_operation: Mapping[str, OperationCount] = field(default_factory=dict)
 
     @property
+    def total(self) -> OperationCount:
+        return sum(self.by_operation.values(), OperationCount())
+
+    @property
     def calls(self) -> int:
-        return sum(c.calls for c in self.by_operation.values())
+        return self.total.calls
 
     @property
     def round_trips(self) -> int:
-        return sum(c.round_trips for c in self.by_operation.values())
+        return self.total.round_trips
 
     @property
     def errors(self) -> int:
-        return sum(c.errors for c in self.by_operation.values())
+        return self.total.errors
 
     @property
     def capacity_units(self) -> float:
-        return sum(c.capacity_units for c in self.by_operation.values())
+        return self.total.capacity_units
+
+    @property
+    def estimated_units(self) -> float:
+        return self.total.estimated_units
 
     def __sub__(self, other: MetricsSnapshot) -> MetricsSnapshot:
         names = set(self.by_operation) | set(other.by_operation)
@@ -114,6 +126,10 @@ class DynamoDBMetrics:
     def reset(self) -> None:
         with self._lock:
             self._counts.clear()
+
+    def add_estimate(self, operation: str, units: float) -> None:
+        """Adds the capacity AWS would bill for a successful ``operation`` call."""
+        self._add(operation, OperationCount(estimated_units=units))
 
     def _add(self, operation: str, count: OperationCount) -> None:
         with self._lock:

@@ -308,6 +308,7 @@ class DynamoDBApplicationRecorder(DynamoDBAggregateRecorder, ApplicationRecorder
         self._log_pk = log_pk(events_namespace)
         self._log_head_key = key(log_head_pk(events_namespace))
         self._log_head_hint = 0
+        self._numbering_lock = threading.Lock()
         self._listeners: set[threading.Event] = set()
         self._listeners_lock = threading.Lock()
 
@@ -364,6 +365,12 @@ class DynamoDBApplicationRecorder(DynamoDBAggregateRecorder, ApplicationRecorder
     def unlisten(self, event: threading.Event) -> None:
         with self._listeners_lock:
             self._listeners.discard(event)
+
+    def _insert(self, stored_events: Sequence[StoredEvent], extra: list[Item]) -> list[int]:
+        # The log head admits one save at a time: this process's saves queue here rather
+        # than race each other for it (races with other processes are still re-numbered).
+        with self._numbering_lock:
+            return super()._insert(stored_events, extra)
 
     def _read_log_head(self) -> int:
         item = self.datastore.get_item(self._log_head_key)

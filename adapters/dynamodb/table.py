@@ -8,8 +8,8 @@ infrastructure as code (a CloudFormation ``AWS::DynamoDB::Table`` declares the s
 
 The limits are DynamoDB's documented ones. :func:`item_size` computes an item's size by
 DynamoDB's rules (attribute names count, lists and maps cost 3 bytes plus 1 per element,
-numbers are counted at their largest), so a request the store accepts is never rejected
-by DynamoDB for size.
+a number takes a byte per two significant digits plus one), so a request the store accepts
+is not rejected by DynamoDB for size.
 """
 
 from __future__ import annotations
@@ -32,8 +32,6 @@ MAX_TRANSACTION_BYTES = 4 * 1024 * 1024
 """Aggregate size of the items in one ``TransactWriteItems``."""
 MAX_ITEM_BYTES = 400 * 1024
 """Size of one item, attribute names included."""
-
-_NUMBER_BYTES = 21  # A number attribute takes at most 21 bytes.
 
 
 class DynamoDBLimitError(DataError):
@@ -92,7 +90,8 @@ def value_size(value: Mapping[str, Any]) -> int:
     if kind == "B":
         return len(data)
     if kind == "N":
-        return _NUMBER_BYTES
+        digits = data.lstrip("-").replace(".", "").strip("0")
+        return (len(digits) + 1) // 2 + 1
     if kind in ("BOOL", "NULL"):
         return 1
     if kind == "L":

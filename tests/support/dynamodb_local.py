@@ -215,7 +215,11 @@ class DynamoDBLocalTestCase(TestCase):
     datastore: DynamoDBDatastore
 
     def setUp(self) -> None:
+        self.set_up_table()
         super().setUp()
+
+    def set_up_table(self) -> None:
+        """Creates this test's table (before the other bases' ``setUp`` runs)."""
         self.server = dynamodb_local()
         self.table_name = self.server.new_table()
         self.client = self.server.client()
