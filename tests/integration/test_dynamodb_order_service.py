@@ -1,0 +1,78 @@
+"""``OrderService`` on DynamoDB Local, selected by configuration alone."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from uuid import UUID
+
+import pytest
+
+from adapters.dynamodb import DynamoDBFactory
+from orders import OrderLine, OrderService
+from tests.support.dynamodb_local import DynamoDBLocalTestCase
+
+pytestmark = pytest.mark.dynamodb
+
+LINES = (OrderLine("SKU-1", 2, Decimal("1.50")), OrderLine("SKU-2", 1, Decimal("7.00")))
+NEW_LINES = (OrderLine("SKU-3", 4, Decimal("2.25")),)  # Total 9.00.
+
+
+class TestOrderServiceOnDynamoDB(DynamoDBLocalTestCase):
+    def service(self, **settings: str) -> OrderService:
+        env = {**self.dynamodb_env(), "ORDERS_RETRY_BACKOFF_SECONDS": "0", **settings}
+        service = OrderService(env)
+        self.addCleanup(service.close)
+        return service
+
+    def run_life_cycle(self, service: OrderService) -> UUID:
+        order_id = service.place_order("customer-1", LINES, "EUR").order_id
+        self.assertEqual(service.change_lines(order_id, NEW_LINES), 2)
+        self.assertEqual(service.confirm_payment(order_id, "pay-1", Decimal("9.00")), 3)
+        self.assertEqual(service.ship(order_id), 4)
+        self.assertEqual(service.complete(order_id), 5)
+        return order_id
+
+    def test_commands_state_history_and_versions_with_snapshots(self) -> None:
+        snapshotting = self.service(ORDERS_SNAPSHOT_INTERVAL="2")
+        order_id = self.run_life_cycle(snapshotting)
+
+        order = snapshotting.get_order(order_id)
+        self.assertEqual((order.version, order.status, order.total), (5, "completed", Decimal(9)))
+        history = snapshotting.history(order_id)
+        self.assertEqual([entry.version for entry in history], [1, 2, 3, 4, 5])
+        self.assertEqual(len({entry.correlation_id for entry in history}), 5)
+
+        assert snapshotting.snapshots is not None
+        snapshots = list(snapshotting.snapshots.get(order_id))
+        self.assertEqual([s.originator_version for s in snapshots], [2, 4])
+        # Snapshots stay out of the notification log and the events' version heads.
+        log = snapshotting.recorder.select_notifications(None, 100)
+        self.assertEqual([(n.id, n.originator_version) for n in log], [(i, i) for i in range(1, 6)])
+
+        replaying = self.service()  # Same table and application name, no snapshots.
+        self.assertIsNone(replaying.snapshots)
+        for version in (1, 2, 3, 4, 5):
+            from_snapshot = snapshotting.get_order(order_id, version=version)
+            from_events = replaying.get_order(order_id, version=version)
+            self.assertEqual(from_snapshot, from_events)
+            self.assertEqual(from_snapshot.version, version)
+        self.assertEqual(snapshotting.get_order(order_id, version=3).status, "processing")
+
+    def test_what_each_command_costs(self) -> None:
+        service = self.service()
+        assert isinstance(service.factory, DynamoDBFactory)
+        metrics = service.factory.datastore.metrics
+        before = metrics.snapshot()
+        order_id = service.place_order("customer-1", LINES, "EUR").order_id
+        placed = metrics.snapshot() - before
+        # A new order: no read, one transaction of four small items.
+        self.assertEqual(dict(placed.by_operation).keys(), {"TransactWriteItems"})
+        self.assertEqual((placed.round_trips, placed.estimated_units), (1, 8.0))
+
+        before = metrics.snapshot()
+        service.change_lines(order_id, NEW_LINES)
+        changed = metrics.snapshot() - before
+        # Load (one Query of one small batch), decide, save.
+        self.assertEqual(changed.by_operation["Query"].calls, 1)
+        self.assertEqual(changed.by_operation["TransactWriteItems"].calls, 1)
+        self.assertEqual((changed.round_trips, changed.estimated_units), (2, 9.0))
