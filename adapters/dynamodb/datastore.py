@@ -9,8 +9,12 @@ errors into the ``eventsourcing.persistence`` exceptions, so callers see
 
 Throttling and transient errors are retried by botocore, as the client's ``Config``
 (``retries={"mode": "standard" | "adaptive", "max_attempts": n}``) says; the datastore adds
-no retry loop of its own. A cancelled transaction is raised as :class:`TransactionCancelled`
-with its cancellation reasons, for the recorder to decide what they mean.
+no retry loop of its own. botocore gives each ``TransactWriteItems`` call a
+``ClientRequestToken`` and resends it unchanged, so a retried transaction that had in fact
+committed is not applied twice. If the retries run out, the error (``OperationalError``)
+leaves the outcome unknown: reading the stream tells. A cancelled transaction is raised as
+:class:`TransactionCancelled` with its cancellation reasons, for the recorder to decide what
+they mean.
 """
 
 from __future__ import annotations
