@@ -45,8 +45,10 @@ Key design (one table; :mod:`adapters.dynamodb.items` has the item layout)
   events, and an item's write is charged per started KB, so the copy costs nothing extra
   for them (the pointer item would be charged the same 1 KB); it doubles the write cost of
   saves above 1 KB and halves the largest save (about 2 MB of events per transaction).
-- Snapshots (``aggregate_recorder("snapshots")``) are streams in their own namespace, with
-  their own heads and no log.
+- Snapshots (``aggregate_recorder("snapshots")``) live in their own namespace, one item per
+  snapshot keyed by version, with no head and no log: a snapshot of any version not taken
+  yet is accepted, in any order (two processes may snapshot versions 4 and 6 of one order in
+  either order), as on Postgres.
 - Tracking is one item per upstream application, updated only forwards.
 
 Cost of each operation (transactional writes: 2 WCU per started KB of each item;
@@ -62,7 +64,7 @@ of n events in k streams   +1 per race lost for the      400 KB; 1 log batch per
                            cancellation, no read);       items, 8 WCU. Limits: 100 actions,
                            +1 ``GetItem`` after a        4 MB, 400 KB per item, checked before
                            ``TransactionConflict``       sending.
-snapshot save              1 ``TransactWriteItems``      head + batch: 2 + 2 x snapshot KB WCU
+snapshot save              1 ``PutItem``                 1 item: 1 WCU per started KB
 ``select_events``          1 ``Query`` (per 1 MB page);  the batches read, 1 RCU per 4 KB;
                            +1 ``Query`` (1 item) when    ``gt`` is exact on the key, so a
                            ``lte`` is given              load after a snapshot reads only the

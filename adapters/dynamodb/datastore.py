@@ -122,17 +122,27 @@ class DynamoDBDatastore:
         self.metrics.add_estimate("GetItem", read_units(item_size(item) if item else 0))
         return item
 
-    def update_item(self, **kwargs: Any) -> None:
-        """One ``UpdateItem``; a failed condition raises :class:`ConditionFailed`."""
+    def update_item(self, update: Item) -> None:
+        """One ``UpdateItem`` of an ``Update`` action's body (without ``TableName``);
+        a failed condition raises :class:`ConditionFailed`."""
+        self._write_item("UpdateItem", update)
+        size = item_size(update["Key"]) + item_size(update.get("ExpressionAttributeValues", {}))
+        self.metrics.add_estimate("UpdateItem", write_units(size))
+
+    def put_item(self, put: Item, what: str) -> None:
+        """One ``PutItem`` of a ``Put`` action's body (without ``TableName``), checked against
+        the item size limit first; a failed condition raises :class:`ConditionFailed`."""
+        check_limits([{"Put": put}], what)
+        self._write_item("PutItem", put)
+        self.metrics.add_estimate("PutItem", write_units(item_size(put["Item"])))
+
+    def _write_item(self, operation: str, body: Item) -> None:
+        write = self.client.put_item if operation == "PutItem" else self.client.update_item
         with translate_errors(self.table_name):
             try:
-                self.client.update_item(
-                    TableName=self.table_name, ReturnConsumedCapacity="TOTAL", **kwargs
-                )
+                write(TableName=self.table_name, ReturnConsumedCapacity="TOTAL", **body)
             except self.client.exceptions.ConditionalCheckFailedException as e:
                 raise ConditionFailed(cast("Item | None", e.response.get("Item"))) from None
-        size = item_size(kwargs["Key"]) + item_size(kwargs.get("ExpressionAttributeValues", {}))
-        self.metrics.add_estimate("UpdateItem", write_units(size))
 
     def query(
         self,
@@ -174,7 +184,7 @@ class DynamoDBDatastore:
         when the transaction breaks a limit (``what`` says what was being written), and
         :class:`TransactionCancelled` when DynamoDB cancels it.
         """
-        check_transaction(actions, what)
+        check_limits(actions, what)
         with translate_errors(self.table_name):
             try:
                 items: Any = [self._with_table(action) for action in actions]
@@ -209,7 +219,7 @@ def write_units(size: int) -> int:
     return max(1, math.ceil(size / 1024))
 
 
-def check_transaction(actions: Sequence[Item], what: str) -> None:
+def check_limits(actions: Sequence[Item], what: str) -> None:
     """Raises :class:`DynamoDBLimitError` if ``actions`` break a transaction's limits."""
     if len(actions) > MAX_TRANSACTION_ACTIONS:
         raise DynamoDBLimitError("transaction actions", len(actions), MAX_TRANSACTION_ACTIONS, what)

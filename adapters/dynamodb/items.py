@@ -20,7 +20,8 @@ tracking            ``{ns}#tracking#{application}``      0     ``n`` last notifi
 ==================  ===================================  ====  ===============================
 
 A batch holds consecutive events of one save, as many as fit in one item; keying it by its
-last version (or id) makes "batches holding anything after X" one key condition.
+last version (or id) makes "batches holding anything after X" one key condition. The
+aggregate recorder (snapshots) writes stream batches of one event each, and no head.
 """
 
 from __future__ import annotations

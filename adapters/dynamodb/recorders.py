@@ -2,24 +2,32 @@
 
 Contracts (beyond the library's, which they all meet):
 
-- ``insert_events`` is ONE ``TransactWriteItems``: all of it is written, or nothing. Each
-  stream's head is updated under the condition that the stream holds no version at or past
-  the first one being saved (``attribute_not_exists(v) OR v < :first``); a save rejected by
-  it raises :class:`~orders.errors.VersionConflictError` with the version found, taken from
-  the cancellation reason (``ReturnValuesOnConditionCheckFailure="ALL_OLD"``), not re-read.
-  Versions within one save must be distinct (``IntegrityError`` otherwise). A stream only
-  grows: a version lower than the highest stored is rejected even if that one is free.
+- An application (or process) recorder's ``insert_events`` is ONE ``TransactWriteItems``:
+  all of it is written, or nothing. Each stream's head is updated under the condition that
+  the stream holds no version at or past the first one being saved
+  (``attribute_not_exists(v) OR v < :first``); a save rejected by it raises
+  :class:`~orders.errors.VersionConflictError` with the version found, taken from the
+  cancellation reason (``ReturnValuesOnConditionCheckFailure="ALL_OLD"``), not re-read
+  (a plain ``IntegrityError`` for a ``str`` originator id). Versions within one save must be
+  distinct (``IntegrityError`` otherwise). Such a stream only grows: a version lower than
+  the highest stored is rejected even if it is free, which is what expected-version
+  concurrency means for aggregates.
 - Application recorders number the events 1, 2, 3 ... without gaps; one save's ids are
   contiguous, in the order the events were given. The log head is updated in the same
   transaction under the condition that it still holds the number the save started from.
-  When only that condition fails (another save took the numbers first) the recorder
-  re-numbers from the head value returned in the cancellation reason and sends again, at
-  most :data:`MAX_WRITE_ATTEMPTS` times, never reporting it as a conflict; a
+  When only that condition fails (another process's save took the numbers first) the
+  recorder re-numbers from the head value returned in the cancellation reason and sends
+  again, at most :data:`MAX_WRITE_ATTEMPTS` times, never reporting it as a conflict; a
   ``TransactionConflict`` cancellation (a concurrent transaction on the same item) is
-  treated the same way, after reading the head afresh.
+  treated the same way, after reading the head afresh. Saves through one recorder take
+  turns (a lock), so they do not race each other.
 - ``select_notifications`` returns only a gapless run of ids: if a read sees an id whose
   predecessor is not visible yet, it stops before it, so a reader never skips an id that
-  commits later (ids are only taken by committed saves, so the gap fills).
+  commits later (ids are only taken by committed saves, so the gap fills). A ``Query`` may
+  see part of a transaction, so a save of more than one log batch (over 400 KB) can become
+  visible a batch at a time, in order.
+- The aggregate recorder (the snapshot store) keeps one item per event with no head:
+  any version not stored yet is accepted, in any order, as on Postgres.
 - Tracking (process recorders) is written in the same transaction as the events, under the
   condition that the stored position is lower.
 """
@@ -30,7 +38,7 @@ import threading
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import islice
-from typing import Any
+from typing import Any, NoReturn
 from uuid import UUID
 
 from eventsourcing.persistence import (
@@ -107,8 +115,11 @@ class DynamoDBRecorder(Recorder):
         self.datastore = datastore
 
 
-class DynamoDBAggregateRecorder(DynamoDBRecorder, AggregateRecorder):
-    """Stores streams of events under ``events_namespace`` (no notification log)."""
+class _EventStreams(DynamoDBRecorder):
+    """Reads streams stored as batch items under ``events_namespace``."""
+
+    packs_events = True
+    """Whether a batch may hold several events (so one may straddle a version)."""
 
     def __init__(
         self,
@@ -118,13 +129,6 @@ class DynamoDBAggregateRecorder(DynamoDBRecorder, AggregateRecorder):
     ) -> None:
         super().__init__(datastore, **kwargs)
         self.events_namespace = events_namespace
-
-    def insert_events(
-        self, stored_events: Sequence[StoredEvent], **kwargs: Any
-    ) -> Sequence[int] | None:
-        if stored_events:
-            self._insert(stored_events, [])
-        return None
 
     def select_events(
         self,
@@ -172,10 +176,10 @@ class DynamoDBAggregateRecorder(DynamoDBRecorder, AggregateRecorder):
             if gt is not None
             else ("pk = :pk AND sk <= :lte")
         )
-        if desc:
+        if desc and self.packs_events:
             yield from self._straddling(values, lte)
         yield from self.datastore.query(condition, values, forward=not desc, page_size=page_size)
-        if not desc:
+        if not desc and self.packs_events:
             yield from self._straddling(values, lte)
 
     def _straddling(self, values: Item, lte: int) -> Iterator[Item]:
@@ -191,112 +195,56 @@ class DynamoDBAggregateRecorder(DynamoDBRecorder, AggregateRecorder):
         for element in reversed(encoded) if desc else encoded:
             yield decode_stream_event(originator_id, element)
 
-    def _insert(self, stored_events: Sequence[StoredEvent], extra: list[Item]) -> list[int]:
-        """Writes the events and the ``extra`` actions in one transaction; their ids."""
-        streams = self._stream_writes(stored_events)
-        what = f"insert_events of {len(stored_events)} events in {len(streams)} streams"
-        position = self._start_position()
-        for _ in range(MAX_WRITE_ATTEMPTS):
-            sequence = self._sequence_actions(stored_events, position)
-            actions = [a for s in streams for a in s.actions] + sequence + extra
+
+class DynamoDBAggregateRecorder(_EventStreams, AggregateRecorder):
+    """Stores streams of events one item per event, without a log or a head (snapshots).
+
+    Each event is written under the condition that its version is not stored yet, so
+    versions may come in any order (a snapshot may be taken of an older version after a
+    newer one), as on Postgres. One event is one ``PutItem``; several are one
+    ``TransactWriteItems`` of one ``Put`` each (at most 100).
+    """
+
+    packs_events = False
+
+    def insert_events(
+        self, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        if not stored_events:
+            return None
+        _check_distinct(stored_events)
+        what = f"insert_events of {len(stored_events)} events"
+        puts = [self._put(event) for event in stored_events]
+        if len(puts) == 1:
             try:
-                self.datastore.transact_write(actions, what)
-            except TransactionCancelled as e:
-                self._raise_for_conflicts(e.reasons, streams, len(extra), what)
-                position = self._position_after_race(e.reasons, len(extra), position)
-            else:
-                return self._committed(len(stored_events), position)
-        msg = f"{what}: lost the race for the log head {MAX_WRITE_ATTEMPTS} times, gave up"
-        raise OperationalError(msg)
+                self.datastore.put_item(puts[0]["Put"], what)
+            except ConditionFailed:
+                self._raise_already_stored(stored_events[:1])
+            return None
+        try:
+            self.datastore.transact_write(puts, what)
+        except TransactionCancelled as e:
+            codes = [_code(r) for r in e.reasons]
+            stored = [event for event, c in zip(stored_events, codes, strict=True) if c != "None"]
+            if CONDITION_FAILED in codes:
+                self._raise_already_stored(stored)
+            raise OperationalError(f"{what}: cancelled by DynamoDB ({codes})") from None
+        return None
 
-    def _stream_writes(self, stored_events: Sequence[StoredEvent]) -> list[_StreamWrite]:
-        by_stream: dict[str, list[StoredEvent]] = {}
-        for event in stored_events:
-            by_stream.setdefault(str(event.originator_id), []).append(event)
-        return [self._stream_write(events) for events in by_stream.values()]
+    def _put(self, event: StoredEvent) -> Item:
+        pk = stream_pk(self.events_namespace, event.originator_id)
+        (encoded,) = pack([event], encode_stream_event, empty_batch_size(pk), _describe)
+        version = event.originator_version
+        return _put_new(batch_item(pk, version, version, encoded))
 
-    def _stream_write(self, events: list[StoredEvent]) -> _StreamWrite:
-        events = sorted(events, key=lambda e: e.originator_version)
-        versions = [e.originator_version for e in events]
-        originator_id = events[0].originator_id
-        if len(set(versions)) < len(versions):
-            repeated = sorted({v for v in versions if versions.count(v) > 1})
-            msg = f"stream {originator_id}: version(s) {repeated} given more than once in one save"
-            raise IntegrityError(msg)
-        head: Item = {
-            "Update": {
-                "Key": key(head_pk(self.events_namespace, originator_id)),
-                "UpdateExpression": "SET #v = :last",
-                "ConditionExpression": "attribute_not_exists(#v) OR #v < :first",
-                "ExpressionAttributeNames": {"#v": VERSION},
-                "ExpressionAttributeValues": {
-                    ":last": number(versions[-1]),
-                    ":first": number(versions[0]),
-                },
-                "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
-            }
-        }
-        pk = stream_pk(self.events_namespace, originator_id)
-        actions = [head]
-        start = 0
-        for batch in pack(events, encode_stream_event, empty_batch_size(pk), _describe):
-            end = start + len(batch) - 1
-            actions.append(_put_new(batch_item(pk, versions[start], versions[end], batch)))
-            start = end + 1
-        return _StreamWrite(originator_id, versions[0], actions)
-
-    def _raise_for_conflicts(
-        self,
-        reasons: Sequence[Mapping[str, Any]],
-        streams: list[_StreamWrite],
-        num_extra: int,
-        what: str,
-    ) -> None:
-        """Raises what a cancellation means, unless it only lost a race worth re-sending."""
-        index = 0
-        for stream in streams:
-            reason = reasons[index]
-            if _code(reason) == CONDITION_FAILED:
-                item = reason.get("Item")
-                actual = int(item[VERSION]["N"]) if item else None
-                first = stream.first_version
-                expected = first - 1 if first > INITIAL_VERSION else None
-                if isinstance(stream.originator_id, UUID):
-                    raise VersionConflictError(stream.originator_id, expected, actual)
-                msg = f"stream {stream.originator_id}: expected version {expected}, found {actual}"
-                raise IntegrityError(msg)
-            index += len(stream.actions)
-        extra = reasons[len(reasons) - num_extra :] if num_extra else []
-        if any(_code(r) == CONDITION_FAILED for r in extra):
-            msg = f"{what}: tracking position already recorded (found {_found(extra)})"
-            raise IntegrityError(msg)
-        if self._lost_race(reasons, num_extra):
-            return
-        codes = [_code(r) for r in reasons]
-        if CONDITION_FAILED in codes:
-            raise IntegrityError(f"{what}: rejected by DynamoDB ({codes})")
-        raise OperationalError(f"{what}: cancelled by DynamoDB ({codes})")
-
-    def _lost_race(self, reasons: Sequence[Mapping[str, Any]], num_extra: int) -> bool:
-        return any(_code(r) == TRANSACTION_CONFLICT for r in reasons)
-
-    def _start_position(self) -> int:
-        return 0
-
-    def _sequence_actions(self, stored_events: Sequence[StoredEvent], position: int) -> list[Item]:
-        return []
-
-    def _position_after_race(
-        self, reasons: Sequence[Mapping[str, Any]], num_extra: int, position: int
-    ) -> int:
-        return position
-
-    def _committed(self, num_events: int, position: int) -> list[int]:
-        return []
+    @staticmethod
+    def _raise_already_stored(events: Sequence[StoredEvent]) -> NoReturn:
+        stored = ", ".join(f"{e.originator_id} version {e.originator_version}" for e in events)
+        raise IntegrityError(f"already stored: {stored}")
 
 
-class DynamoDBApplicationRecorder(DynamoDBAggregateRecorder, ApplicationRecorder):
-    """Stores streams and the application's notification log under ``events_namespace``."""
+class DynamoDBApplicationRecorder(_EventStreams, ApplicationRecorder):
+    """Stores streams (head and packed batches) and the application's notification log."""
 
     def __init__(
         self,
@@ -367,23 +315,65 @@ class DynamoDBApplicationRecorder(DynamoDBAggregateRecorder, ApplicationRecorder
             self._listeners.discard(event)
 
     def _insert(self, stored_events: Sequence[StoredEvent], extra: list[Item]) -> list[int]:
+        """Writes the events, their log entries and the ``extra`` actions in one transaction,
+        re-numbering after a lost race for the log head; returns the events' ids."""
+        streams = [self._stream_write(events) for events in _by_stream(stored_events)]
+        stream_actions = [action for stream in streams for action in stream.actions]
+        log_batches = pack(
+            stored_events, encode_log_event, empty_batch_size(self._log_pk), _describe
+        )
+        what = f"insert_events of {len(stored_events)} events in {len(streams)} streams"
         # The log head admits one save at a time: this process's saves queue here rather
-        # than race each other for it (races with other processes are still re-numbered).
+        # than race each other for it (races with other processes are re-numbered).
         with self._numbering_lock:
-            return super()._insert(stored_events, extra)
+            position = self._log_head_hint
+            for _ in range(MAX_WRITE_ATTEMPTS):
+                log_actions = self._log_actions(log_batches, position)
+                try:
+                    self.datastore.transact_write(stream_actions + log_actions + extra, what)
+                except TransactionCancelled as e:
+                    self._raise_unless_race(e.reasons, streams, len(extra), what)
+                    position = self._position_after_race(e.reasons[-len(extra) - 1])
+                else:
+                    self._log_head_hint = position + len(stored_events)
+                    break
+            else:
+                msg = f"{what}: lost the race for the log head {MAX_WRITE_ATTEMPTS} times"
+                raise OperationalError(msg)
+        self._notify_listeners()
+        return list(range(position + 1, position + len(stored_events) + 1))
 
-    def _read_log_head(self) -> int:
-        item = self.datastore.get_item(self._log_head_key)
-        return int(item[NOTIFICATION_ID]["N"]) if item else 0
+    def _stream_write(self, events: list[StoredEvent]) -> _StreamWrite:
+        """The head update (checking the expected version) and the batches of one stream."""
+        versions = [e.originator_version for e in events]
+        originator_id = events[0].originator_id
+        head: Item = {
+            "Update": {
+                "Key": key(head_pk(self.events_namespace, originator_id)),
+                "UpdateExpression": "SET #v = :last",
+                "ConditionExpression": "attribute_not_exists(#v) OR #v < :first",
+                "ExpressionAttributeNames": {"#v": VERSION},
+                "ExpressionAttributeValues": {
+                    ":last": number(versions[-1]),
+                    ":first": number(versions[0]),
+                },
+                "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+            }
+        }
+        pk = stream_pk(self.events_namespace, originator_id)
+        actions = [head]
+        start = 0
+        for batch in pack(events, encode_stream_event, empty_batch_size(pk), _describe):
+            end = start + len(batch) - 1
+            actions.append(_put_new(batch_item(pk, versions[start], versions[end], batch)))
+            start = end + 1
+        return _StreamWrite(originator_id, versions[0], actions)
 
-    def _start_position(self) -> int:
-        return self._log_head_hint
-
-    def _sequence_actions(self, stored_events: Sequence[StoredEvent], position: int) -> list[Item]:
+    def _log_actions(self, log_batches: list[list[Item]], position: int) -> list[Item]:
+        """The log batches numbered from ``position + 1``, and the log head update."""
         actions = []
         next_id = position + 1
-        empty_size = empty_batch_size(self._log_pk)
-        for batch in pack(stored_events, encode_log_event, empty_size, _describe):
+        for batch in log_batches:
             last_id = next_id + len(batch) - 1
             actions.append(_put_new(batch_item(self._log_pk, next_id, last_id, batch)))
             next_id = last_id + 1
@@ -402,31 +392,56 @@ class DynamoDBApplicationRecorder(DynamoDBAggregateRecorder, ApplicationRecorder
         actions.append({"Update": head})
         return actions
 
-    def _log_head_reason(
-        self, reasons: Sequence[Mapping[str, Any]], num_extra: int
-    ) -> Mapping[str, Any]:
-        return reasons[len(reasons) - num_extra - 1]
+    @staticmethod
+    def _raise_unless_race(
+        reasons: Sequence[Mapping[str, Any]],
+        streams: list[_StreamWrite],
+        num_extra: int,
+        what: str,
+    ) -> None:
+        """Raises what a cancellation means, unless it only lost a race for the log head."""
+        index = 0
+        for stream in streams:
+            reason = reasons[index]
+            if _code(reason) == CONDITION_FAILED:
+                item = reason.get("Item")
+                actual = int(item[VERSION]["N"]) if item else None
+                first = stream.first_version
+                expected = first - 1 if first > INITIAL_VERSION else None
+                if isinstance(stream.originator_id, UUID):
+                    raise VersionConflictError(stream.originator_id, expected, actual)
+                msg = f"stream {stream.originator_id}: expected version {expected}, found {actual}"
+                raise IntegrityError(msg)
+            index += len(stream.actions)
+        extra = reasons[len(reasons) - num_extra :] if num_extra else []
+        if any(_code(r) == CONDITION_FAILED for r in extra):
+            msg = f"{what}: tracking position already recorded (found {_found(extra)})"
+            raise IntegrityError(msg)
+        codes = [_code(r) for r in reasons]
+        log_head = codes[len(codes) - num_extra - 1]
+        if log_head == CONDITION_FAILED or TRANSACTION_CONFLICT in codes:
+            return
+        if CONDITION_FAILED in codes:
+            raise IntegrityError(f"{what}: rejected by DynamoDB ({codes})")
+        raise OperationalError(f"{what}: cancelled by DynamoDB ({codes})")
 
-    def _lost_race(self, reasons: Sequence[Mapping[str, Any]], num_extra: int) -> bool:
-        log_head = self._log_head_reason(reasons, num_extra)
-        return _code(log_head) == CONDITION_FAILED or super()._lost_race(reasons, num_extra)
-
-    def _position_after_race(
-        self, reasons: Sequence[Mapping[str, Any]], num_extra: int, position: int
-    ) -> int:
-        log_head = self._log_head_reason(reasons, num_extra)
+    def _position_after_race(self, log_head: Mapping[str, Any]) -> int:
+        """The log head's value: from the cancellation reason if its condition failed
+        (``ALL_OLD``), else (a ``TransactionConflict``) read afresh."""
         if _code(log_head) == CONDITION_FAILED:
             item = log_head.get("Item")
             return int(item[NOTIFICATION_ID]["N"]) if item else 0
         return self._read_log_head()
 
-    def _committed(self, num_events: int, position: int) -> list[int]:
-        self._log_head_hint = position + num_events
+    def _read_log_head(self) -> int:
+        item = self.datastore.get_item(self._log_head_key)
+        return int(item[NOTIFICATION_ID]["N"]) if item else 0
+
+    def _notify_listeners(self) -> None:
         with self._listeners_lock:
             listeners = list(self._listeners)
         for listener in listeners:
             listener.set()
-        return list(range(position + 1, position + num_events + 1))
 
 
 class DynamoDBSubscription(ListenNotifySubscription[DynamoDBApplicationRecorder]):
@@ -499,7 +514,7 @@ class DynamoDBTrackingRecorder(DynamoDBRecorder, TrackingRecorder):
         what = f"tracking {tracking.application_name} {tracking.notification_id}"
         if not actions:
             try:
-                self.datastore.update_item(**self.tracking_action(tracking)["Update"])
+                self.datastore.update_item(self.tracking_action(tracking)["Update"])
             except ConditionFailed as e:
                 found = e.item[NOTIFICATION_ID]["N"] if e.item else "none"
                 raise IntegrityError(f"{what}: position already recorded (found {found})") from None
@@ -554,3 +569,25 @@ def _put_new(item: Item) -> Item:
 def _found(reasons: Sequence[Mapping[str, Any]]) -> str:
     items = [r["Item"] for r in reasons if r.get("Item")]
     return ", ".join(item[NOTIFICATION_ID]["N"] for item in items) or "none"
+
+
+def _by_stream(stored_events: Sequence[StoredEvent]) -> list[list[StoredEvent]]:
+    """The events of each stream, in version order; ``IntegrityError`` if a version repeats."""
+    _check_distinct(stored_events)
+    streams: dict[str, list[StoredEvent]] = {}
+    for event in stored_events:
+        streams.setdefault(str(event.originator_id), []).append(event)
+    return [sorted(events, key=lambda e: e.originator_version) for events in streams.values()]
+
+
+def _check_distinct(stored_events: Sequence[StoredEvent]) -> None:
+    seen: set[tuple[str, int]] = set()
+    for event in stored_events:
+        position = (str(event.originator_id), event.originator_version)
+        if position in seen:
+            msg = (
+                f"stream {event.originator_id}: version {event.originator_version} "
+                "given more than once in one save"
+            )
+            raise IntegrityError(msg)
+        seen.add(position)

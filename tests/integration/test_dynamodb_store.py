@@ -62,7 +62,7 @@ class StoreTestCase(DynamoDBLocalTestCase):
         with self.table_unchanged():
             yield
         sent = self.datastore.metrics.snapshot() - before
-        self.assertNotIn("TransactWriteItems", sent.by_operation)
+        self.assertFalse({"TransactWriteItems", "PutItem", "UpdateItem"} & set(sent.by_operation))
 
 
 class TestBadInput(StoreTestCase):
@@ -100,7 +100,9 @@ class TestBadInput(StoreTestCase):
         save = events(self.originator_id, range(3, 5)) + events(self.originator_id, range(4, 5))
         with self.nothing_sent(), self.assertRaises(IntegrityError) as caught:
             self.store.insert_events(save)
-        self.assertIn("version(s) [4] given more than once", str(caught.exception))
+        self.assertIn(
+            f"stream {self.originator_id}: version 4 given more than once", str(caught.exception)
+        )
 
     def test_an_unknown_originator_reads_as_nothing_and_the_application_says_not_found(
         self,
@@ -112,6 +114,29 @@ class TestBadInput(StoreTestCase):
             with self.assertRaises(AggregateNotFoundError):
                 app.repository.get(unknown)
             app.close()
+
+
+class TestAggregateRecorderInput(StoreTestCase):
+    def test_a_save_with_a_stored_version_writes_nothing_and_names_it(self) -> None:
+        store = DynamoDBAggregateRecorder(self.datastore, events_namespace="snapshots")
+        originator_id = uuid4()
+        store.insert_events(events(originator_id, range(2, 3)))
+        with self.table_unchanged(), self.assertRaises(IntegrityError) as caught:
+            store.insert_events(events(originator_id, range(1, 4)))
+        self.assertIn(f"already stored: {originator_id} version 2", str(caught.exception))
+
+    def test_an_event_too_big_for_an_item_is_rejected_naming_it(self) -> None:
+        store = DynamoDBAggregateRecorder(self.datastore, events_namespace="snapshots")
+        originator_id = uuid4()
+        with self.nothing_sent(), self.assertRaises(DynamoDBLimitError) as caught:
+            store.insert_events(events(originator_id, range(1, 2), state=b"x" * MAX_ITEM_BYTES))
+        self.assertIn(f"event {originator_id} version 1", str(caught.exception))
+
+    def test_more_events_than_one_transaction_takes_are_rejected_whole(self) -> None:
+        store = DynamoDBAggregateRecorder(self.datastore, events_namespace="snapshots")
+        with self.nothing_sent(), self.assertRaises(DynamoDBLimitError) as caught:
+            store.insert_events(events(uuid4(), range(1, 102)))
+        self.assertEqual(caught.exception.limit, "transaction actions")
 
 
 class TestVersionConflicts(StoreTestCase):
@@ -163,12 +188,26 @@ class TestVersionConflicts(StoreTestCase):
 
 class TestReads(StoreTestCase):
     def test_select_events_over_packed_batches(self) -> None:
-        store = DynamoDBAggregateRecorder(self.datastore, events_namespace="snapshots")
+        store = self.recorder()
         originator_id = uuid4()
         # Saves of 1-3, 4-8 (packed two per item: 4-5, 6-7, 8) and 9-10.
         store.insert_events(events(originator_id, range(1, 4)))
         store.insert_events(events(originator_id, range(4, 9), state=b"x" * (150 * KB)))
         store.insert_events(events(originator_id, range(9, 11)))
+        self.assert_selects_like_a_list(store, originator_id)
+
+    def test_select_events_of_the_aggregate_recorder(self) -> None:
+        store = DynamoDBAggregateRecorder(self.datastore, events_namespace="snapshots")
+        originator_id = uuid4()
+        store.insert_events(events(originator_id, range(1, 4)))
+        for version in (7, 4, 10, 5, 8, 6, 9):  # Any order.
+            store.insert_events(events(originator_id, range(version, version + 1)))
+        self.assert_selects_like_a_list(store, originator_id)
+
+    def assert_selects_like_a_list(
+        self, store: DynamoDBAggregateRecorder | DynamoDBApplicationRecorder, originator_id: UUID
+    ) -> None:
+        """Every combination of gt, lte, desc and limit selects versions 1-10 as a list would."""
         for gt in (None, 0, 3, 4, 5, 9, 10):
             for lte in (None, 1, 4, 5, 6, 8, 10, 11):
                 for desc in (False, True):
@@ -298,8 +337,11 @@ class TestProcessAndSnapshots(StoreTestCase):
         app.save(aggregate)
         aggregate.trigger_event(Aggregate.Event)
         app.save(aggregate)
-        app.take_snapshot(aggregate.id, version=2)
         app.take_snapshot(aggregate.id, version=3)
+        app.take_snapshot(aggregate.id, version=2)  # An older one after a newer one.
+        with self.table_unchanged(), self.assertRaises(IntegrityError) as caught:
+            app.take_snapshot(aggregate.id, version=2)
+        self.assertIn(f"already stored: {aggregate.id} version 2", str(caught.exception))
         self.assertEqual(app.recorder.max_notification_id(), 3)
         self.assertEqual([n.id for n in app.recorder.select_notifications(None, 10)], [1, 2, 3])
         self.assertEqual(app.repository.get(aggregate.id, version=2).version, 2)
