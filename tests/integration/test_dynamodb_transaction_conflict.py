@@ -1,0 +1,53 @@
+"""The one cancellation DynamoDB Local never produces: ``TransactionConflict``.
+
+DynamoDB Local runs transactions one at a time, so a concurrent transaction on the log head
+never shows there as a ``TransactionConflict`` cancellation, as it does on AWS. This drives
+the recorder with botocore's ``Stubber`` (no server) to check it re-reads the head and
+re-numbers rather than report a conflict.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import uuid4
+
+import boto3
+from botocore.stub import ANY, Stubber
+from eventsourcing.persistence import StoredEvent
+
+from adapters.dynamodb import DynamoDBApplicationRecorder, DynamoDBDatastore
+
+
+def test_a_transaction_conflict_is_a_lost_race_renumbered_after_reading_the_head() -> None:
+    client = boto3.session.Session().client(
+        "dynamodb",
+        region_name="us-east-1",
+        aws_access_key_id="dummy",
+        aws_secret_access_key="dummy",
+    )
+    recorder = DynamoDBApplicationRecorder(DynamoDBDatastore(client, "events"), "app_events")
+    write: dict[str, Any] = {"TransactItems": ANY, "ReturnConsumedCapacity": "TOTAL"}
+    head = {"pk": {"S": "app_events#loghead"}, "sk": {"N": "0"}}
+    cancelled = [{"Code": "None"}] * 3 + [{"Code": "TransactionConflict"}]
+    with Stubber(client) as stubber:
+        stubber.add_client_error(
+            "transact_write_items",
+            service_error_code="TransactionCanceledException",
+            expected_params=write,
+            response_meta={},
+            modeled_fields={"CancellationReasons": cancelled},
+        )
+        stubber.add_response(
+            "get_item",
+            {"Item": {**head, "n": {"N": "5"}}},
+            {
+                "TableName": "events",
+                "Key": head,
+                "ConsistentRead": True,
+                "ReturnConsumedCapacity": "TOTAL",
+            },
+        )
+        stubber.add_response("transact_write_items", {}, write)
+        ids = recorder.insert_events([StoredEvent(uuid4(), 1, "topic", b"{}")])
+        stubber.assert_no_pending_responses()
+    assert ids == [6]
