@@ -225,8 +225,8 @@ class DynamoDBAggregateRecorder(_EventStreams, AggregateRecorder):
             self.datastore.transact_write(puts, what)
         except TransactionCancelled as e:
             codes = [_code(r) for r in e.reasons]
-            stored = [event for event, c in zip(stored_events, codes, strict=True) if c != "None"]
-            if CONDITION_FAILED in codes:
+            stored = [e for e, c in zip(stored_events, codes, strict=True) if c == CONDITION_FAILED]
+            if stored:
                 self._raise_already_stored(stored)
             raise OperationalError(f"{what}: cancelled by DynamoDB ({codes})") from None
         return None
