@@ -52,8 +52,9 @@ from tests.stress.concurrency import recorder_of
 from tests.support.dynamodb_local import DynamoDBLocal
 
 THREADS = 8
-TARGETS_PER_THREAD = 5
-"""Each thread works round-robin on orders (or tallies) of its own, so streams stay short."""
+COMMANDS_PER_TARGET = 10
+"""Each thread works round-robin on orders (or tallies) of its own, each getting at most this
+many commands, so streams stay as short as real orders' (tallies end with 101 events)."""
 COMMANDS = {ONE_EVENT.name: 200, TEN_EVENTS.name: 100}
 """Commands of the single-thread runs; each of the 8 threads makes a quarter of this."""
 WARM_UP_COMMANDS = 40
@@ -95,60 +96,73 @@ class Bench:
         table = table or self.server.new_table()
         return workload.new_app({**self.server.env(table), **env})
 
-    def targets(self, workload: Workload, app: Application[UUID], threads: int) -> list[list[UUID]]:
+    def targets(
+        self, workload: Workload, app: Application[UUID], threads: int, commands: int
+    ) -> list[list[UUID]]:
+        """For each thread, targets enough for ``commands`` commands."""
+        count = -(-commands // COMMANDS_PER_TARGET)
         return [
-            [
-                workload.new_target(app, t * TARGETS_PER_THREAD + i)
-                for i in range(TARGETS_PER_THREAD)
-            ]
-            for t in range(threads)
+            [workload.new_target(app, t * count + i) for i in range(count)] for t in range(threads)
         ]
 
     def measure(self, workload: Workload) -> CommandFigures:
         commands = COMMANDS[workload.name]
-        warm = self.app(workload)
-        run_commands(workload, [warm], self.targets(workload, warm, 1), WARM_UP_COMMANDS, _cap())
-
-        app = self.app(workload)
-        single = run_commands(workload, [app], self.targets(workload, app, 1), commands, _cap())
-        raw_ms = self.raw_median_ms(workload, single.commands)
+        self.single_thread(workload, WARM_UP_COMMANDS)
+        single, raw_times = self.single_thread(workload, commands)
 
         app = self.app(workload)
         per_thread = commands // 4
-        shared = run_commands(
-            workload, [app], self.targets(workload, app, THREADS), per_thread, _cap()
-        )
+        targets = self.targets(workload, app, THREADS, per_thread)
+        shared = run_commands(workload, [app], targets, per_thread, _cap())
 
         table = self.server.new_table()
         apps = [self.app(workload, table) for _ in range(THREADS)]
-        targets = [self.targets(workload, a, 1)[0] for a in apps]
+        targets = [self.targets(workload, a, 1, per_thread)[0] for a in apps]
         racing = run_commands(workload, apps, targets, per_thread, _cap())
-        return CommandFigures(workload, single, raw_ms, shared, racing)
+        return CommandFigures(workload, single, 1000 * statistics.median(raw_times), shared, racing)
 
-    def raw_median_ms(self, workload: Workload, commands: int) -> float:
-        """Median time of raw boto3 sending what the framework sent for each command."""
-        app = self.app(workload)
+    def single_thread(self, workload: Workload, commands: int) -> tuple[Run, list[float]]:
+        """The framework's run of ``commands`` commands, and raw boto3's time for each.
+
+        Three tables receive the same commands in step: the framework's timed run; a second
+        framework run whose requests are captured; and their raw replay, timed. Interleaving
+        them command by command exposes both sides to the same background load.
+        """
+        timed, captured = self.app(workload), self.app(workload)
         log = RequestLog()
-        log.attach(recorder_of(app).datastore.client)
+        log.attach(recorder_of(captured).datastore.client)
+        raw_table, raw_client = self.server.new_table(), self.server.client()
+        timed_targets = self.targets(workload, timed, 1, commands)[0]
         with log.group():
-            targets = self.targets(workload, app, 1)[0]
-        for n in range(commands):
-            with log.group():
-                workload.run(app, targets[n % len(targets)], n)
-        setup, *per_command = log.groups
-        expected_errors = recorder_of(app).datastore.metrics.snapshot().errors
+            captured_targets = self.targets(workload, captured, 1, commands)[0]
+        _, raw_errors = replay(raw_client, log.groups[-1:], raw_table)
 
-        table = self.server.new_table()
-        client = self.server.client()
-        _, setup_errors = replay(client, [setup], table)
-        times, errors = replay(client, per_command, table)
-        if setup_errors + errors != expected_errors:
+        metrics = recorder_of(timed).datastore.metrics
+        before = metrics.snapshot()
+        framework_times: list[float] = []
+        raw_times: list[float] = []
+        deadline = _cap()
+        for n in range(commands):
+            if time.monotonic() > deadline:
+                break
+            started = time.perf_counter()
+            workload.run(timed, timed_targets[n % len(timed_targets)], n)
+            framework_times.append(time.perf_counter() - started)
+            with log.group():
+                workload.run(captured, captured_targets[n % len(captured_targets)], n)
+            (seconds,), errors = replay(raw_client, log.groups[-1:], raw_table)
+            raw_times.append(seconds)
+            raw_errors += errors
+        captured_errors = recorder_of(captured).datastore.metrics.snapshot().errors
+        if raw_errors != captured_errors:
             msg = (
-                f"the raw replay was refused {setup_errors + errors} times, the framework "
-                f"{expected_errors} times: the tables diverged"
+                f"the raw replay was refused {raw_errors} times, the framework "
+                f"{captured_errors} times: the tables diverged"
             )
             raise RuntimeError(msg)
-        return 1000 * statistics.median(times)
+        cost = (metrics.snapshot() - before).by_operation
+        run = Run(len(framework_times), sum(framework_times), framework_times, cost)
+        return run, raw_times
 
     def load_long_order(self) -> list[tuple[str, float, float, float, int]]:
         """An order of ``ORDER_EVENTS`` events, one save each, loaded with and without
@@ -216,6 +230,10 @@ def report(
         f"{os.cpu_count()} CPUs, {seconds:.0f} s",
         "10-event command: a benchmark aggregate (Tally) loaded, given 10 events and saved "
         "in one save, through an eventsourcing Application (not the recorder alone).",
+        f"Each order or tally gets at most {COMMANDS_PER_TARGET} commands, so orders end with "
+        f"at most {COMMANDS_PER_TARGET + 1} events, tallies with {10 * COMMANDS_PER_TARGET + 1}.",
+        "Raw: a plain boto3 client sending, on a table in the same state, the very requests the "
+        "framework sent for each command (captured as the framework passed them to boto3).",
         "WCU/RCU: AWS billing rules as the store's metrics estimate them; 'Local' is what "
         "DynamoDB Local reported (it counts transactions differently).",
         "",

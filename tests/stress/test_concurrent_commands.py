@@ -222,8 +222,7 @@ class TestConcurrentCommands(StressTestCase):
                 order = service.get_order(order_id)
                 for part in range(2 + (command // MULTI_EVENT_EVERY) % 4):
                     order.change_lines(unique_lines(worker, command, part))
-                recordings = service.save(order)
-                self.assertEqual(recordings[-1].domain_event.originator_version, order.version)
+                service.save(order)
             else:
                 service.change_lines(order_id, unique_lines(worker, command))
 
