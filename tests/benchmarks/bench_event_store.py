@@ -7,7 +7,8 @@ Run on demand (it is not a test)::
 It starts its own DynamoDB Local on a loopback port through the test harness, stops it at
 the end, and prints:
 
-1. per command, for a 1-event and a 10-event command (see :mod:`tests.benchmarks.workloads`):
+1. per command, for a 1-event command (without and with snapshotting) and a 10-event command
+   (see :mod:`tests.benchmarks.workloads`):
    round trips, write and read capacity (by AWS's billing rules, as the store's metrics
    estimate them, and as DynamoDB Local reports them), the median time of the framework and
    of raw boto3 sending the same requests on the same server, and their ratio;
@@ -40,6 +41,7 @@ from eventsourcing.application import Application
 from orders import Order, OrderLine, OrderService
 from tests.benchmarks.workloads import (
     ONE_EVENT,
+    ONE_EVENT_SNAPSHOTTING,
     TEN_EVENTS,
     WRITE_OPERATIONS,
     RequestLog,
@@ -55,7 +57,7 @@ THREADS = 8
 COMMANDS_PER_TARGET = 10
 """Each thread works round-robin on orders (or tallies) of its own, each getting at most this
 many commands, so streams stay as short as real orders' (tallies end with 101 events)."""
-COMMANDS = {ONE_EVENT.name: 200, TEN_EVENTS.name: 100}
+COMMANDS = {ONE_EVENT.name: 200, ONE_EVENT_SNAPSHOTTING.name: 200, TEN_EVENTS.name: 100}
 """Commands of the single-thread runs; each of the 8 threads makes a quarter of this."""
 WARM_UP_COMMANDS = 40
 PHASE_SECONDS = 40.0
@@ -283,7 +285,8 @@ def main() -> None:
     server = DynamoDBLocal.start()
     try:
         bench = Bench(server)
-        figures = [bench.measure(ONE_EVENT), bench.measure(TEN_EVENTS)]
+        workloads = (ONE_EVENT, ONE_EVENT_SNAPSHOTTING, TEN_EVENTS)
+        figures = [bench.measure(workload) for workload in workloads]
         loads = bench.load_long_order()
         print(report(server, figures, loads, time.monotonic() - started))
     finally:

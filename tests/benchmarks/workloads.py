@@ -80,6 +80,10 @@ def _order_service(env: dict[str, str]) -> Application[UUID]:
     return OrderService(env=env)
 
 
+def _snapshotting_order_service(env: dict[str, str]) -> Application[UUID]:
+    return OrderService(env={OrderService.SNAPSHOT_INTERVAL: "100", **env})
+
+
 def _place(app: Application[UUID], n: int) -> UUID:
     assert isinstance(app, OrderService)
     placed = (OrderLine(f"PLACED-{n}", 1, Decimal("12.50")),)
@@ -111,6 +115,14 @@ def _add_ten(app: Application[UUID], tally_id: UUID, n: int) -> None:
 
 
 ONE_EVENT = Workload("1-event: OrderService.change_lines", 1, _order_service, _place, _change_lines)
+ONE_EVENT_SNAPSHOTTING = Workload(
+    "1-event, snapshotting on (every 100)",
+    1,
+    _snapshotting_order_service,
+    _place,
+    _change_lines,
+)
+"""The same command with snapshotting enabled (no order here reaches 100 events)."""
 TEN_EVENTS = Workload("10-event: TallyApp.add (Tally)", 10, _tally_app, _create_tally, _add_ten)
 
 
