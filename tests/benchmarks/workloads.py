@@ -1,7 +1,7 @@
-"""What the event store benchmark runs: the two commands, their runs, and a raw replay.
+"""What the event store benchmark runs: the commands, their runs, and a raw replay.
 
 - The 1-event command is ``OrderService.change_lines`` on a pending order (load, decide,
-  save one event).
+  save one event), without and with snapshotting enabled.
 - The 10-event command is ``TallyApp.add``: the Order aggregate has no command recording 10
   events, so a small benchmark aggregate, :class:`Tally`, is loaded and saved the same way
   with 10 events in the one save.
