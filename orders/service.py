@@ -6,11 +6,14 @@ It runs unchanged on any ``eventsourcing`` persistence module named by ``PERSIST
 - ``ORDERS_SNAPSHOT_INTERVAL``: snapshot an order every N events (0 or absent: never);
 - ``ORDERS_MAX_ATTEMPTS``: tries of a command that loses a concurrent save (default 5);
 - ``ORDERS_RETRY_BACKOFF_SECONDS``: base of the jittered exponential pause between tries
-  (default 0.01: the n-th pause is uniform in [0, base * 2**(n-1)]).
+  (default 0.01: the n-th pause is uniform in [0, min(cap, base * 2**(n-1))]);
+- ``ORDERS_RETRY_BACKOFF_MAX_SECONDS``: that cap (default 0.2), so a command that keeps losing
+  a hot order keeps trying at a steady pace instead of sleeping ever longer.
 """
 
 from __future__ import annotations
 
+import logging
 import random
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -21,7 +24,7 @@ from typing import NamedTuple
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
-from eventsourcing.persistence import IntegrityError, JSONTranscoder
+from eventsourcing.persistence import IntegrityError, JSONTranscoder, PersistenceError
 from eventsourcing.utils import Environment, EnvType
 
 from orders.aggregate import Order
@@ -34,6 +37,8 @@ from orders.errors import (
 from orders.events import OrderEvent, OrderPlaced
 from orders.transcodings import register_order_transcodings
 from orders.values import OrderLine, Trace
+
+logger = logging.getLogger(__name__)
 
 
 class PlacedOrder(NamedTuple):
@@ -83,18 +88,19 @@ class OrderService(Application[UUID]):
     SNAPSHOT_INTERVAL = "ORDERS_SNAPSHOT_INTERVAL"
     MAX_ATTEMPTS = "ORDERS_MAX_ATTEMPTS"
     RETRY_BACKOFF_SECONDS = "ORDERS_RETRY_BACKOFF_SECONDS"
+    RETRY_BACKOFF_MAX_SECONDS = "ORDERS_RETRY_BACKOFF_MAX_SECONDS"
 
     def __init__(self, env: EnvType | None = None) -> None:
         super().__init__(env)
-        interval = int(self.env.get(self.SNAPSHOT_INTERVAL) or 0)
-        if interval > 0:
-            # The library reads this class-level mapping per instance; set it for this one only.
-            self.snapshotting_intervals = {Order: interval}  # type: ignore[misc]
+        # Snapshots are taken by the service from the order it just saved (see _snapshot_if_due),
+        # not by the library, which would read the order back from the store to take them.
+        self.snapshot_interval = int(self.env.get(self.SNAPSHOT_INTERVAL) or 0)
         self.max_attempts = int(self.env.get(self.MAX_ATTEMPTS) or 5)
         if self.max_attempts < 1:
             msg = f"{self.MAX_ATTEMPTS} must be at least 1, not {self.max_attempts}"
             raise ValueError(msg)
         self.retry_backoff_seconds = float(self.env.get(self.RETRY_BACKOFF_SECONDS) or 0.01)
+        self.retry_backoff_max_seconds = float(self.env.get(self.RETRY_BACKOFF_MAX_SECONDS) or 0.2)
 
     def construct_env(self, name: str, env: EnvType | None = None) -> Environment:
         """The library's environment, with snapshotting on when an interval is set."""
@@ -276,10 +282,38 @@ class OrderService(Application[UUID]):
                 else:
                     actual_version = self._stored_version(order_id)
                 if attempt < self.max_attempts:
-                    time.sleep(random.uniform(0, self.retry_backoff_seconds * 2 ** (attempt - 1)))
+                    time.sleep(random.uniform(0, self._backoff_ceiling(attempt)))
             else:
+                self._snapshot_if_due(order, previous_version=expected_version or 0)
                 return order.version
         raise OrderConflictError(order_id, expected_version, actual_version, self.max_attempts)
+
+    def _backoff_ceiling(self, attempt: int) -> float:
+        return min(
+            self.retry_backoff_max_seconds, self.retry_backoff_seconds * 2.0 ** (attempt - 1)
+        )
+
+    def _snapshot_if_due(self, order: Order, previous_version: int) -> None:
+        """Snapshot ``order``, just saved, if its save reached a multiple of the interval.
+
+        The snapshot is of the order in memory, which is what was stored, so nothing is read
+        back. The events are committed already, so a snapshot that cannot be stored is logged
+        and left out (later loads replay a little more); it never fails the command.
+        """
+        interval = self.snapshot_interval
+        if interval <= 0 or self.snapshots is None:
+            return
+        if order.version // interval == previous_version // interval:
+            return
+        try:
+            self.snapshots.put([Order.Snapshot.take(order)])
+        except PersistenceError:
+            logger.warning(
+                "snapshot of order %s at version %s not stored",
+                order.id,
+                order.version,
+                exc_info=True,
+            )
 
     def _stored_version(self, order_id: UUID) -> int | None:
         last = list(self.events.get(order_id, desc=True, limit=1))

@@ -11,7 +11,7 @@ from typing import Any
 from uuid import UUID, uuid4
 
 import pytest
-from eventsourcing.persistence import IntegrityError, StoredEvent
+from eventsourcing.persistence import IntegrityError, OperationalError, StoredEvent
 
 from orders import (
     OrderConflictError,
@@ -412,3 +412,50 @@ def test_placing_a_new_order_that_conflicts_once_is_retried(
 
     assert placed.version == 1
     assert service.get_order(placed.order_id).total == Decimal(5)
+
+
+def test_pauses_between_tries_never_exceed_the_cap(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Given a base pause of 10 s capped at 1 ms and a store that rejects every save
+    When a command runs out of its 6 tries Then each of the 5 pauses was at most 1 ms."""
+    service = OrderService(
+        {
+            **popo_env(),
+            "ORDERS_MAX_ATTEMPTS": "6",
+            "ORDERS_RETRY_BACKOFF_SECONDS": "10",
+            "ORDERS_RETRY_BACKOFF_MAX_SECONDS": "0.001",
+        }
+    )
+    order_id = place(service)
+    pauses: list[float] = []
+    monkeypatch.setattr("orders.service.time.sleep", pauses.append)
+
+    def reject(stored_events: Sequence[StoredEvent], **kwargs: Any) -> None:
+        raise VersionConflictError(order_id, 1, 2)
+
+    monkeypatch.setattr(service.recorder, "insert_events", reject)
+
+    with pytest.raises(OrderConflictError):
+        service.cancel(order_id, CANCEL_REASON)
+
+    assert len(pauses) == 5
+    assert all(0 <= pause <= 0.001 for pause in pauses)
+
+
+def test_a_snapshot_that_cannot_be_stored_does_not_fail_the_saved_command(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Given a service snapshotting every 2 events whose snapshot store is failing
+    When the second event is saved Then the command returns version 2, the event is stored,
+    and the missing snapshot is logged."""
+    service = OrderService({**popo_env(), "ORDERS_SNAPSHOT_INTERVAL": "2"})
+    order_id = place(service)
+    assert service.snapshots is not None
+
+    def fail(*args: Any, **kwargs: Any) -> None:
+        raise OperationalError("snapshot store unavailable")
+
+    monkeypatch.setattr(service.snapshots, "put", fail)
+
+    assert service.cancel(order_id, CANCEL_REASON) == 2
+    assert service.get_order(order_id).state == "cancelled"
+    assert f"snapshot of order {order_id} at version 2 not stored" in caplog.text
