@@ -332,8 +332,17 @@ class DynamoDBApplicationRecorder(_EventStreams, ApplicationRecorder):
                 try:
                     self.datastore.transact_write(stream_actions + log_actions + extra, what)
                 except TransactionCancelled as e:
+                    log_head = e.reasons[-len(extra) - 1]
+                    if _code(log_head) == CONDITION_FAILED:
+                        # Keep the head DynamoDB returned even if the save is refused for its
+                        # version: the caller's retry then numbers right the first time.
+                        self._log_head_hint = _log_head_value(log_head)
                     self._raise_unless_race(e.reasons, streams, len(extra), what)
-                    position = self._position_after_race(e.reasons[-len(extra) - 1])
+                    position = (
+                        self._log_head_hint
+                        if _code(log_head) == CONDITION_FAILED
+                        else self._read_log_head()  # A TransactionConflict returns no item.
+                    )
                 else:
                     self._log_head_hint = position + len(stored_events)
                     break
@@ -424,14 +433,6 @@ class DynamoDBApplicationRecorder(_EventStreams, ApplicationRecorder):
         if CONDITION_FAILED in codes:
             raise IntegrityError(f"{what}: rejected by DynamoDB ({codes})")
         raise OperationalError(f"{what}: cancelled by DynamoDB ({codes})")
-
-    def _position_after_race(self, log_head: Mapping[str, Any]) -> int:
-        """The log head's value: from the cancellation reason if its condition failed
-        (``ALL_OLD``), else (a ``TransactionConflict``) read afresh."""
-        if _code(log_head) == CONDITION_FAILED:
-            item = log_head.get("Item")
-            return int(item[NOTIFICATION_ID]["N"]) if item else 0
-        return self._read_log_head()
 
     def _read_log_head(self) -> int:
         item = self.datastore.get_item(self._log_head_key)
@@ -564,6 +565,12 @@ class DynamoDBProcessRecorder(
 
 def _put_new(item: Item) -> Item:
     return {"Put": {"Item": item, "ConditionExpression": "attribute_not_exists(pk)"}}
+
+
+def _log_head_value(reason: Mapping[str, Any]) -> int:
+    """The log head's last id as a failed condition returned it (``ALL_OLD``); 0 if absent."""
+    item = reason.get("Item")
+    return int(item[NOTIFICATION_ID]["N"]) if item else 0
 
 
 def _found(reasons: Sequence[Mapping[str, Any]]) -> str:

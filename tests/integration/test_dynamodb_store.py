@@ -274,6 +274,21 @@ class TestNotificationLog(StoreTestCase):
         self.assertEqual(sent["TransactWriteItems"].errors, 1)
         self.assertNotIn("GetItem", sent)
 
+    def test_a_save_refused_for_its_version_still_learns_the_log_head(self) -> None:
+        first, second = self.recorder(), self.recorder()
+        order_id = uuid4()
+        first.insert_events(events(order_id, range(1, 2)))
+        second.insert_events(events(uuid4(), range(1, 3)))  # The log head moves to 3.
+        with self.assertRaises(VersionConflictError):
+            first.insert_events(events(order_id, range(1, 2)))  # Stale: version 1 is taken.
+        before = self.datastore.metrics.snapshot()
+        # The refusal returned the log head too, so the retry numbers right the first time.
+        self.assertEqual(first.insert_events(events(order_id, range(2, 3))), [4])
+        sent = (self.datastore.metrics.snapshot() - before).by_operation
+        self.assertEqual(
+            (sent["TransactWriteItems"].calls, sent["TransactWriteItems"].errors), (1, 0)
+        )
+
     def test_concurrent_saves_through_many_recorders_make_a_gapless_log(self) -> None:
         recorders = [self.recorder() for _ in range(4)]
         saves: dict[UUID, list[int]] = {}
