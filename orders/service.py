@@ -20,11 +20,12 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import NamedTuple
+from typing import Any, NamedTuple
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
-from eventsourcing.persistence import IntegrityError, JSONTranscoder, PersistenceError
+from eventsourcing.domain import DomainEventProtocol, MutableOrImmutableAggregate
+from eventsourcing.persistence import IntegrityError, JSONTranscoder, PersistenceError, Recording
 from eventsourcing.utils import Environment, EnvType
 
 from orders.aggregate import Order
@@ -284,7 +285,6 @@ class OrderService(Application[UUID]):
                 if attempt < self.max_attempts:
                     time.sleep(random.uniform(0, self._backoff_ceiling(attempt)))
             else:
-                self._snapshot_if_due(order, previous_version=expected_version or 0)
                 return order.version
         raise OrderConflictError(order_id, expected_version, actual_version, self.max_attempts)
 
@@ -292,6 +292,20 @@ class OrderService(Application[UUID]):
         return min(
             self.retry_backoff_max_seconds, self.retry_backoff_seconds * 2.0 ** (attempt - 1)
         )
+
+    def save(
+        self,
+        *objs: MutableOrImmutableAggregate[UUID] | DomainEventProtocol[UUID] | None,
+        **kwargs: Any,
+    ) -> list[Recording[UUID]]:
+        """The library's save, then a snapshot of each saved order that is due one."""
+        saved_orders = [
+            (o, o.version - len(o.pending_events)) for o in objs if isinstance(o, Order)
+        ]
+        recordings = super().save(*objs, **kwargs)
+        for order, previous_version in saved_orders:
+            self._snapshot_if_due(order, previous_version)
+        return recordings
 
     def _snapshot_if_due(self, order: Order, previous_version: int) -> None:
         """Snapshot ``order``, just saved, if its save reached a multiple of the interval.

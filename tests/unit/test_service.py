@@ -14,6 +14,7 @@ import pytest
 from eventsourcing.persistence import IntegrityError, OperationalError, StoredEvent
 
 from orders import (
+    Order,
     OrderConflictError,
     OrderLine,
     OrderNotFoundError,
@@ -459,3 +460,29 @@ def test_a_snapshot_that_cannot_be_stored_does_not_fail_the_saved_command(
     assert service.cancel(order_id, CANCEL_REASON) == 2
     assert service.get_order(order_id).state == "cancelled"
     assert f"snapshot of order {order_id} at version 2 not stored" in caplog.text
+
+
+def test_a_save_that_passes_a_multiple_of_the_interval_snapshots_the_order_as_saved(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Given a service snapshotting every 2 events and an order changed twice in memory
+    When the order (versions 1 to 3) is saved in one save, and then cancelled (version 4)
+    Then the save snapshots version 3 without reading the order back, the cancellation
+    snapshots version 4, and the order loads as cancelled."""
+    service = OrderService({**popo_env(), "ORDERS_SNAPSHOT_INTERVAL": "2"})
+    assert service.snapshots is not None
+    order = Order.place("customer-1", TWO_LINES, "EUR")
+    order.change_lines(OTHER_LINES)
+    order.change_lines(TWO_LINES)
+    with monkeypatch.context() as patched:
+        patched.setattr(service.repository, "get", unexpected_read)
+        service.save(order)
+
+    assert [s.originator_version for s in service.snapshots.get(order.id)] == [3]
+    service.cancel(order.id, CANCEL_REASON)
+    assert [s.originator_version for s in service.snapshots.get(order.id)] == [3, 4]
+    assert service.get_order(order.id).state == "cancelled"
+
+
+def unexpected_read(*args: Any, **kwargs: Any) -> Order:
+    raise AssertionError("the order was read back from the store")
