@@ -44,7 +44,7 @@ class VersionConflictError(IntegrityError):
     """
 
     def __init__(
-        self, originator_id: UUID, expected_version: int | None, actual_version: int | None
+        self, originator_id: UUID | str, expected_version: int | None, actual_version: int | None
     ) -> None:
         super().__init__(
             f"stream {originator_id}: expected version {expected_version}, "

@@ -7,11 +7,10 @@ Contracts (beyond the library's, which they all meet):
   the stream holds no version at or past the first one being saved
   (``attribute_not_exists(v) OR v < :first``); a save rejected by it raises
   :class:`~orders.errors.VersionConflictError` with the version found, taken from the
-  cancellation reason (``ReturnValuesOnConditionCheckFailure="ALL_OLD"``), not re-read
-  (a plain ``IntegrityError`` for a ``str`` originator id). Versions within one save must be
-  distinct (``IntegrityError`` otherwise). Such a stream only grows: a version lower than
-  the highest stored is rejected even if it is free, which is what expected-version
-  concurrency means for aggregates.
+  cancellation reason (``ReturnValuesOnConditionCheckFailure="ALL_OLD"``), not re-read.
+  Versions within one save must be distinct (``IntegrityError`` otherwise). Such a stream
+  only grows: a version lower than the highest stored is rejected even if it is free,
+  which is what expected-version concurrency means for aggregates.
 - Application recorders number the events 1, 2, 3 ... without gaps; one save's ids are
   contiguous, in the order the events were given. The log head is updated in the same
   transaction under the condition that it still holds the number the save started from.
@@ -417,10 +416,7 @@ class DynamoDBApplicationRecorder(_EventStreams, ApplicationRecorder):
                 actual = int(item[VERSION]["N"]) if item else None
                 first = stream.first_version
                 expected = first - 1 if first > INITIAL_VERSION else None
-                if isinstance(stream.originator_id, UUID):
-                    raise VersionConflictError(stream.originator_id, expected, actual)
-                msg = f"stream {stream.originator_id}: expected version {expected}, found {actual}"
-                raise IntegrityError(msg)
+                raise VersionConflictError(stream.originator_id, expected, actual)
             index += len(stream.actions)
         extra = reasons[len(reasons) - num_extra :] if num_extra else []
         if any(_code(r) == CONDITION_FAILED for r in extra):

@@ -157,6 +157,17 @@ class TestVersionConflicts(StoreTestCase):
             (caught.exception.expected_version, caught.exception.actual_version), (None, 3)
         )
 
+    def test_a_stream_named_by_a_string_conflicts_the_same_way(self) -> None:
+        store = self.recorder()
+        store.insert_events([StoredEvent("stream-a", 1, "topic", b"{}")])
+        with self.table_unchanged(), self.assertRaises(VersionConflictError) as caught:
+            store.insert_events([StoredEvent("stream-a", 1, "topic", b"{}")])
+        conflict = caught.exception
+        self.assertEqual(
+            (conflict.originator_id, conflict.expected_version, conflict.actual_version),
+            ("stream-a", None, 1),
+        )
+
     def test_two_applications_saving_the_same_aggregate_conflict(self) -> None:
         app1 = Application[UUID](env=self.dynamodb_env())
         app2 = Application[UUID](env=self.dynamodb_env())
