@@ -1,0 +1,1 @@
+"""Technologies behind the ports: the DynamoDB event store, the local backend, the CLI."""
