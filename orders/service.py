@@ -138,7 +138,7 @@ class OrderService(Application[UUID]):
             if order_id is None:  # A fresh random id: nothing to look up, so no read.
                 return Order.place(customer_id, lines, currency, order_id=new_order.id, trace=trace)
             try:
-                existing = self._events_of(new_order.id, lte=1)[0]
+                existing = self._events_of(new_order.id, limit=1)[0]
             except OrderNotFoundError:
                 return Order.place(customer_id, lines, currency, order_id=new_order.id, trace=trace)
             if not _same_placement(existing, new_order):
@@ -237,9 +237,11 @@ class OrderService(Application[UUID]):
         """
         return [HistoryEntry.of(event) for event in self._events_of(order_id)]
 
-    def _events_of(self, order_id: UUID, *, lte: int | None = None) -> list[OrderEvent]:
+    def _events_of(self, order_id: UUID, *, limit: int | None = None) -> list[OrderEvent]:
         events = [
-            event for event in self.events.get(order_id, lte=lte) if isinstance(event, OrderEvent)
+            event
+            for event in self.events.get(order_id, limit=limit)
+            if isinstance(event, OrderEvent)
         ]
         if not events:
             raise OrderNotFoundError(order_id)

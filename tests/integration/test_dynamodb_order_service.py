@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import pytest
 
@@ -68,6 +68,13 @@ class TestOrderServiceOnDynamoDB(DynamoDBLocalTestCase):
         # A new order: no read, one transaction of four small items.
         self.assertEqual(dict(placed.by_operation).keys(), {"TransactWriteItems"})
         self.assertEqual((placed.round_trips, placed.estimated_units), (1, 8.0))
+
+        before = metrics.snapshot()
+        service.place_order("customer-1", LINES, "EUR", order_id=uuid4())
+        placed_under_chosen_id = metrics.snapshot() - before
+        # A client-chosen id is looked up first (one Query of at most one item), then saved.
+        self.assertEqual(placed_under_chosen_id.by_operation["Query"].calls, 1)
+        self.assertEqual(placed_under_chosen_id.by_operation["TransactWriteItems"].calls, 1)
 
         before = metrics.snapshot()
         service.change_lines(order_id, NEW_LINES)
