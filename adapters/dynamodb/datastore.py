@@ -126,15 +126,14 @@ class DynamoDBDatastore:
         """One ``UpdateItem`` of an ``Update`` action's body (without ``TableName``);
         a failed condition raises :class:`ConditionFailed`."""
         self._write_item("UpdateItem", update)
-        size = item_size(update["Key"]) + item_size(update.get("ExpressionAttributeValues", {}))
-        self.metrics.add_estimate("UpdateItem", write_units(size))
+        self.metrics.add_estimate("UpdateItem", write_units(action_size({"Update": update})))
 
     def put_item(self, put: Item, what: str) -> None:
         """One ``PutItem`` of a ``Put`` action's body (without ``TableName``), checked against
         the item size limit first; a failed condition raises :class:`ConditionFailed`."""
-        check_limits([{"Put": put}], what)
+        (size,) = check_limits([{"Put": put}], what)
         self._write_item("PutItem", put)
-        self.metrics.add_estimate("PutItem", write_units(item_size(put["Item"])))
+        self.metrics.add_estimate("PutItem", write_units(size))
 
     def _write_item(self, operation: str, body: Item) -> None:
         write = self.client.put_item if operation == "PutItem" else self.client.update_item
@@ -184,7 +183,7 @@ class DynamoDBDatastore:
         when the transaction breaks a limit (``what`` says what was being written), and
         :class:`TransactionCancelled` when DynamoDB cancels it.
         """
-        check_limits(actions, what)
+        sizes = check_limits(actions, what)
         with translate_errors(self.table_name):
             try:
                 items: Any = [self._with_table(action) for action in actions]
@@ -193,7 +192,7 @@ class DynamoDBDatastore:
                 )
             except self.client.exceptions.TransactionCanceledException as e:
                 raise TransactionCancelled(e.response.get("CancellationReasons", [])) from None
-        units = sum(2 * write_units(action_size(action)) for action in actions)
+        units = sum(2 * write_units(size) for size in sizes)
         self.metrics.add_estimate("TransactWriteItems", units)
 
     def _with_table(self, action: Item) -> Item:
@@ -219,18 +218,18 @@ def write_units(size: int) -> int:
     return max(1, math.ceil(size / 1024))
 
 
-def check_limits(actions: Sequence[Item], what: str) -> None:
-    """Raises :class:`DynamoDBLimitError` if ``actions`` break a transaction's limits."""
+def check_limits(actions: Sequence[Item], what: str) -> list[int]:
+    """Each action's size (:func:`action_size`); raises :class:`DynamoDBLimitError` if
+    ``actions`` break a transaction's limits."""
     if len(actions) > MAX_TRANSACTION_ACTIONS:
         raise DynamoDBLimitError("transaction actions", len(actions), MAX_TRANSACTION_ACTIONS, what)
-    total = 0
-    for action in actions:
-        size = action_size(action)
+    sizes = [action_size(action) for action in actions]
+    for size in sizes:
         if size > MAX_ITEM_BYTES:
             raise DynamoDBLimitError("item size", size, MAX_ITEM_BYTES, what)
-        total += size
-    if total > MAX_TRANSACTION_BYTES:
-        raise DynamoDBLimitError("transaction size", total, MAX_TRANSACTION_BYTES, what)
+    if sum(sizes) > MAX_TRANSACTION_BYTES:
+        raise DynamoDBLimitError("transaction size", sum(sizes), MAX_TRANSACTION_BYTES, what)
+    return sizes
 
 
 def action_size(action: Item) -> int:
