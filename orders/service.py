@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, NamedTuple
-from uuid import UUID
+from uuid import UUID, uuid4
 
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import DomainEventProtocol, MutableOrImmutableAggregate
@@ -132,23 +132,27 @@ class OrderService(Application[UUID]):
         other content: ``OrderRuleError("order-id-taken")``.
         """
         trace = Trace.of(correlation_id, causation_id)
-        new_order = Order.place(customer_id, lines, currency, order_id=order_id, trace=trace)
+        placement_id = order_id or uuid4()
 
         def decide() -> Order:
+            # Placing checks every rule, so a refused order is refused before any read.
+            new_order = Order.place(
+                customer_id, lines, currency, order_id=placement_id, trace=trace
+            )
             if order_id is None:  # A fresh random id: nothing to look up, so no read.
-                return Order.place(customer_id, lines, currency, order_id=new_order.id, trace=trace)
+                return new_order
             try:
-                existing = self._events_of(new_order.id, limit=1)[0]
+                existing = self._events_of(placement_id, limit=1)[0]
             except OrderNotFoundError:
-                return Order.place(customer_id, lines, currency, order_id=new_order.id, trace=trace)
+                return new_order
             if not _same_placement(existing, new_order):
                 raise OrderRuleError(
                     "order-id-taken",
-                    f"order {new_order.id} was already placed with other content",
+                    f"order {placement_id} was already placed with other content",
                 )
-            return self.get_order(new_order.id)
+            return self.get_order(placement_id)
 
-        return PlacedOrder(new_order.id, self._decide_and_save(new_order.id, decide))
+        return PlacedOrder(placement_id, self._decide_and_save(placement_id, decide))
 
     def change_lines(
         self,
