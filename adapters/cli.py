@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
@@ -31,19 +31,27 @@ class Backend(StrEnum):
     DYNAMODB = "dynamodb"
 
 
-def build_service(backend: Backend, data_dir: Path | None, table: str) -> OrderService:
-    """The ``OrderService`` on ``backend``.
+@dataclass(frozen=True)
+class Settings:
+    """The backend the global options chose; every command builds what it needs from it.
 
-    ``local`` keeps events in SQLite under ``data_dir``. ``dynamodb`` uses ``table``, reached
-    through the standard AWS variables (``AWS_ENDPOINT_URL_DYNAMODB`` for DynamoDB Local) and
-    the store's own settings (``DYNAMODB_CREATE_TABLE=y`` to create it), all read from the
+    ``local`` keeps events (and views) in SQLite under ``data_dir``. ``dynamodb`` uses ``table``,
+    reached through the standard AWS variables (``AWS_ENDPOINT_URL_DYNAMODB`` for DynamoDB Local)
+    and the store's own settings (``DYNAMODB_CREATE_TABLE=y`` to create it), all read from the
     process environment (see ``adapters.dynamodb``).
     """
-    if backend is Backend.DYNAMODB:
-        return OrderService(
-            env={"PERSISTENCE_MODULE": "adapters.dynamodb", "DYNAMODB_TABLE_NAME": table}
-        )
-    return OrderService(env=local_env(data_dir or default_data_dir()))
+
+    backend: Backend
+    data_dir: Path
+    table: str
+
+    def service(self) -> OrderService:
+        """The ``OrderService`` on the chosen backend."""
+        if self.backend is Backend.DYNAMODB:
+            return OrderService(
+                env={"PERSISTENCE_MODULE": "adapters.dynamodb", "DYNAMODB_TABLE_NAME": self.table}
+            )
+        return OrderService(env=local_env(self.data_dir))
 
 
 @app.callback()
@@ -64,12 +72,17 @@ def choose_backend(
     ] = "orders-events",
 ) -> None:
     """Event-sourced order service: demo, audit and operations."""
-    context.obj = lambda: build_service(backend, data_dir, table)
+    context.obj = Settings(backend, data_dir or default_data_dir(), table)
+
+
+def settings_of(context: typer.Context) -> Settings:
+    """The settings the global options chose (the root context holds them)."""
+    settings: Settings = context.find_root().obj
+    return settings
 
 
 def service_of(context: typer.Context) -> OrderService:
-    build: Callable[[], OrderService] = context.obj
-    return build()
+    return settings_of(context).service()
 
 
 def order_table(order: Order) -> Table:
