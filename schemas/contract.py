@@ -2,7 +2,8 @@
 
 One envelope model per detail-type; ``Envelope`` is their union, told apart by ``detail-type``.
 Field names on the wire are camelCase in ``detail`` and as AWS spells them at the top level
-(``detail-type``). Every model is frozen and refuses unknown fields.
+(``detail-type``). Every model is frozen; an envelope ignores top-level fields it does not
+know (the bus adds some on delivery), every other model refuses them.
 
 ``amount`` (and every other sum of money) is a JSON *number* >= 0 in units of the order's
 currency, written from the ``Decimal``'s own digits (``12.50``), never through a binary float.
@@ -119,9 +120,14 @@ class OrderCancelledDetail(OrderDetail):
 
 
 class EnvelopeBase(_Model):
-    """The EventBridge envelope; ``id`` is the event id, stable across republishing."""
+    """The EventBridge envelope; ``id`` is the event id, stable across republishing.
 
-    model_config = ConfigDict(alias_generator=None)
+    Other top-level fields are allowed and dropped: the bus adds ``account``, ``region`` and
+    ``resources`` on delivery (Powertools' ``EventBridgeModel`` requires them). ``detail``
+    refuses unknown fields.
+    """
+
+    model_config = ConfigDict(alias_generator=None, extra="ignore")
 
     version: Literal["1.0"]
     id: UUID = Field(description="The event id; consumers deduplicate on it.")

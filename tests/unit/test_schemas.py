@@ -286,3 +286,20 @@ def test_every_amount_the_domain_allows_is_written_exactly_and_read_exactly_as_a
     assert Decimal(repr(json.loads(text)["unitPrice"])) == amount
     read = Line.model_validate(json.loads(text, parse_float=Decimal))
     assert read.unit_price.as_tuple() == Decimal(f"{amount:f}").as_tuple()
+
+
+def test_fields_the_bus_adds_on_delivery_are_allowed_but_not_in_the_detail(
+    stored_events: list[OrderEvent],
+) -> None:
+    """Given a published envelope as a queue receives it (the bus adds account, region and
+    resources) When it is read Then the files and the model accept it as the same envelope;
+    an unknown field in ``detail`` is refused by both."""
+    document = published(stored_events[0])
+    delivered = {**document, "account": "123456789012", "region": "eu-west-1", "resources": []}
+    validator("OrderPlaced.schema.json").validate(delivered)
+    assert parse_envelope(json.dumps(delivered)) == to_envelope(stored_events[0])
+
+    delivered["detail"] = {**document["detail"], "account": "123456789012"}
+    assert list(validator("OrderPlaced.schema.json").iter_errors(delivered))
+    with pytest.raises(ValidationError, match=r"detail\.account"):
+        parse_envelope(json.dumps(delivered))
