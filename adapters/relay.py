@@ -355,7 +355,10 @@ class Relay:
         return entry
 
     def _publish(self, window: _Window) -> None:
+        """Publishes the window; after a refusal for good, still publishes every entry before
+        the refused one (so the position reaches it), then raises :class:`_Refused`."""
         failed: list[Entry] = []
+        refused: _Refused | None = None
         attempt = 0
         while failed or window.pending:
             if failed:
@@ -370,10 +373,18 @@ class Relay:
                 raise _Stopped
             if not self.hold_lease():
                 raise LeaseLostError
-            failed = self._send(batch, window)
+            failed, refusal = self._send(batch, window)
+            if refusal is not None and (refused is None or refusal.before(refused)):
+                refused = refusal
+            if refused is not None:
+                window.drop_from(refused.entry.notification_id)
+                failed = [e for e in failed if e.notification_id < refused.entry.notification_id]
+        if refused is not None:
+            raise refused
 
-    def _send(self, batch: list[Entry], window: _Window) -> list[Entry]:
-        """Sends ``batch``; returns the entries to send again."""
+    def _send(self, batch: list[Entry], window: _Window) -> tuple[list[Entry], _Refused | None]:
+        """Sends ``batch``; returns the entries to send again, and the earliest refused for
+        good."""
         self.counters.calls += 1
         try:
             rejections = self.publisher.send(batch)
@@ -381,17 +392,18 @@ class Relay:
             if not error.retryable:
                 raise RelayError(str(error)) from None
             log.warning("relay %s: call failed, sending it again: %s", self.owner, error)
-            return batch
+            return batch, None
         failed: list[Entry] = []
+        refused: _Refused | None = None
         for entry, rejection in zip(batch, rejections, strict=True):
             if rejection is None:
                 window.accept(entry)
                 self.counters.published += 1
-            elif rejection.permanent:
-                raise _Refused(entry, rejection.reason)
-            else:
+            elif not rejection.permanent:
                 failed.append(entry)
-        return failed
+            elif refused is None or entry.notification_id < refused.entry.notification_id:
+                refused = _Refused(entry, rejection.reason)
+        return failed, refused
 
     def _pause(self, attempt: int) -> None:
         ceiling = min(
@@ -424,6 +436,9 @@ class _Refused(Exception):  # noqa: N818 - turned into UnpublishableEventError
         super().__init__(reason)
         self.entry = entry
 
+    def before(self, other: _Refused) -> bool:
+        return self.entry.notification_id < other.entry.notification_id
+
 
 class _Window:
     """The entries of one window, queued per order, and which of them the bus accepted."""
@@ -450,6 +465,14 @@ class _Window:
             batch.append(entry)
             size += entry.size
         return batch
+
+    def drop_from(self, notification_id: int) -> None:
+        """Forgets the pending entries from ``notification_id`` on."""
+        for order_id, queue in list(self._queues.items()):
+            while queue and queue[-1].notification_id >= notification_id:
+                queue.pop()
+            if not queue:
+                del self._queues[order_id]
 
     def accept(self, entry: Entry) -> None:
         queue = self._queues[entry.order_id]

@@ -7,14 +7,17 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from adapters.demo import run_demo
+from adapters.relay_setup import relay_for
 from adapters.wiring import BusWiring
 from orders import OrderService
 from schemas import event_id
 from tests.relay.support import (
+    FAST,
     Bus,
     assert_is_the_stored_event,
     assert_keeps_the_contract,
@@ -24,6 +27,9 @@ from tests.relay.support import (
     wired_bus,
 )
 from tests.support.moto_server import moto_server
+
+if TYPE_CHECKING:
+    from mypy_boto3_events import EventBridgeClient
 
 
 @pytest.fixture
@@ -67,3 +73,57 @@ def test_every_event_of_a_few_hundred_orders_arrives_once_in_each_orders_version
     status_changes = BusWiring().route("notifications").pattern["detail-type"]
     assert notified == Counter(i for i, e in stored.items() if e.type_name in status_changes)
     assert relay_.status().lag == 0
+
+
+class FailFirstTry:
+    """Makes ``PutEvents`` fail chosen entries on their first try, as EventBridge reports a
+    throttled entry: the server never gets them, and the response lists them as failed with
+    ``ThrottlingException`` at their positions. ``calls`` has every call's event ids,
+    ``failed`` those failed in each call."""
+
+    def __init__(self, client: EventBridgeClient, event_ids: set[str]) -> None:
+        self.pending = set(event_ids)
+        self.calls: list[list[str]] = []
+        self.failed: list[list[str]] = []
+        self._failed: list[int] = []
+        client.meta.events.register("provide-client-params.events.PutEvents", self._before)
+        client.meta.events.register("after-call.events.PutEvents", self._after)
+
+    def _before(self, params: dict[str, Any], **_: Any) -> None:
+        ids = [json.loads(entry["Detail"])["envelope"]["id"] for entry in params["Entries"]]
+        self.calls.append(ids)
+        chosen = [n for n, event_id in enumerate(ids) if event_id in self.pending]
+        self._failed = chosen[: len(ids) - 1]  # a call keeps at least one entry
+        self.failed.append([ids[n] for n in self._failed])
+        self.pending -= set(self.failed[-1])
+        params["Entries"] = [e for n, e in enumerate(params["Entries"]) if n not in self._failed]
+
+    def _after(self, parsed: dict[str, Any], **_: Any) -> None:
+        for position in self._failed:
+            failure = {"ErrorCode": "ThrottlingException", "ErrorMessage": "injected"}
+            parsed["Entries"].insert(position, failure)
+        parsed["FailedEntryCount"] = len(self._failed)
+
+
+def test_entries_that_failed_are_sent_again_alone_and_arrive_once(
+    bus: Bus, service: OrderService
+) -> None:
+    """Given 40 orders' journeys, every 5th event's entry failing its first PutEvents
+    When the relay catches up
+    Then each failed entry is sent again in the very next call, with only the other failed
+    ones; no accepted entry is sent twice; the queue holds every event exactly once."""
+    run_demo(service, 40, seed=5)
+    stored = [str(event_id(event)) for event in stored_order_events(service)]
+    publisher = bus.publisher()
+    injected = FailFirstTry(publisher.client, set(stored[::5]))
+    relay_ = relay_for(service, publisher, settings=FAST)
+
+    with bus.reader("projections") as queues:
+        relay_.run_until_caught_up(deadline=time.time() + 120)
+
+    sent = Counter(event_id for call in injected.calls for event_id in call)
+    assert sent == Counter(stored) + Counter(stored[::5])
+    for failed, next_call in zip(injected.failed, injected.calls[1:], strict=False):
+        if failed:
+            assert next_call == failed
+    assert sorted(json.loads(body)["id"] for body in queues.bodies["projections"]) == sorted(stored)
