@@ -183,6 +183,13 @@ def history(context: typer.Context, order_id: UUID) -> None:
         raise typer.Exit(1) from error
 
 
+# Sub-apps live in modules of their own; they import settings_of from here, hence down here.
+from adapters.relay_cli import bus_app, relay_app  # noqa: E402
+
+app.add_typer(relay_app, name="relay")
+app.add_typer(bus_app, name="bus")
+
+
 def main() -> None:
     """Entry point of the ``orders`` console script."""
     app()

@@ -26,7 +26,9 @@ The bus is a :class:`Publisher` (``adapters.eventbridge`` for Amazon EventBridge
 from __future__ import annotations
 
 import logging
+import os
 import random
+import socket
 import threading
 import time
 import uuid
@@ -207,8 +209,8 @@ class Relay:
     as ``name`` in ``tracking`` and holding ``lease`` while it does (see the module docstring).
 
     ``to_envelope`` maps a notification to its contract envelope (any exception it raises
-    makes that notification unpublishable). ``owner`` names this relay in the lease (a fresh
-    one by default).
+    makes that notification unpublishable). ``owner`` names this relay in the lease (by
+    default host, process id and a random part).
     """
 
     def __init__(
@@ -231,7 +233,7 @@ class Relay:
         self.publisher = publisher
         self.lease = lease
         self.name = name
-        self.owner = owner or f"{name}-{uuid.uuid4()}"
+        self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.settings = settings or RelaySettings()
         self.metrics = metrics
         self.clock = clock

@@ -16,7 +16,7 @@ from eventsourcing.sqlite import SQLiteFactory
 from adapters.dynamodb import DynamoDBFactory
 from adapters.dynamodb.lease import DynamoDBLease
 from adapters.local import SQLiteLease
-from adapters.relay import Lease, Metrics, Publisher, Relay, RelaySettings
+from adapters.relay import Lease, Metrics, Publisher, Relay, RelaySettings, RelayStatus
 from orders import OrderEvent, OrderService
 from schemas import Envelope, to_envelope
 
@@ -45,6 +45,15 @@ def relay_for(
         owner=owner,
         settings=settings,
         metrics=metrics,
+    )
+
+
+def status_of(service: OrderService, name: str = RELAY_NAME) -> RelayStatus:
+    """Where the relay ``name`` of ``service``'s log is (no relay needs to run)."""
+    return RelayStatus(
+        service.factory.tracking_recorder().max_tracking_id(name) or 0,
+        service.recorder.max_notification_id() or 0,
+        lease_for(service.factory, name).holder(),
     )
 
 
