@@ -5,11 +5,7 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
-from collections.abc import Iterator
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
-
-import pytest
 
 from adapters.demo import run_demo
 from adapters.relay_setup import relay_for
@@ -22,25 +18,11 @@ from tests.relay.support import (
     assert_is_the_stored_event,
     assert_keeps_the_contract,
     relay,
-    sqlite_service,
     stored_order_events,
-    wired_bus,
 )
-from tests.support.moto_server import moto_server
 
 if TYPE_CHECKING:
     from mypy_boto3_events import EventBridgeClient
-
-
-@pytest.fixture
-def bus() -> Bus:
-    return wired_bus(moto_server())
-
-
-@pytest.fixture
-def service(tmp_path: Path) -> Iterator[OrderService]:
-    with sqlite_service(tmp_path) as service:
-        yield service
 
 
 def test_every_event_of_a_few_hundred_orders_arrives_once_in_each_orders_version_order(

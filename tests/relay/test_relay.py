@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
-from pathlib import Path
 from uuid import uuid4
 
 import pytest
@@ -23,7 +22,7 @@ from adapters.relay import (
 from adapters.relay_setup import relay_for
 from orders import OrderLine, OrderService
 from schemas import Envelope
-from tests.relay.support import FAST, sqlite_service
+from tests.relay.support import FAST
 
 LINES = [OrderLine("SKU-1", 2, Decimal("1.50"))]
 
@@ -69,12 +68,6 @@ class Metrics:
 
     def put(self, values: Mapping[str, float]) -> None:
         self.reports.append(dict(values))
-
-
-@pytest.fixture
-def service(tmp_path: Path) -> Iterator[OrderService]:
-    with sqlite_service(tmp_path) as service:
-        yield service
 
 
 def place(service: OrderService, orders: int, *, paid: bool = True) -> None:

@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from decimal import Decimal
 from functools import partial
 from pathlib import Path
@@ -21,22 +21,11 @@ from adapters.local import SQLiteLease
 from adapters.relay_setup import RELAY_NAME, status_of
 from orders import OrderLine, OrderService
 from schemas import Envelope, event_id, parse_envelope
-from tests.relay.support import Bus, QueueReader, sqlite_service, stored_order_events, wired_bus
-from tests.support.moto_server import child_env, moto_server
+from tests.relay.support import Bus, QueueReader, stored_order_events
+from tests.support.moto_server import child_env
 
 ORDERS = str(Path(sys.executable).parent / "orders")
 LINES = [OrderLine("SKU-1", 1, Decimal("2.50"))]
-
-
-@pytest.fixture
-def bus() -> Bus:
-    return wired_bus(moto_server())
-
-
-@pytest.fixture
-def service(tmp_path: Path) -> Iterator[OrderService]:
-    with sqlite_service(tmp_path) as service:
-        yield service
 
 
 def store_events(service: OrderService, count: int) -> list[str]:
