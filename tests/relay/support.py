@@ -46,6 +46,10 @@ class Bus:
         """Every message body the route's queue holds now, in receive order (deleted)."""
         return drain(self.server.sqs(), self.resources.queue_urls[route])
 
+    def received_dead_letters(self, route: str) -> list[str]:
+        """Every message body the route's dead-letter queue holds now (deleted)."""
+        return drain(self.server.sqs(), self.resources.dead_letter_queue_urls[route])
+
     def reader(self, *routes: str) -> QueueReader:
         """A thread receiving (and deleting) the messages of ``routes``' queues as they come:
         moto's receive costs time in proportion to the messages a queue holds."""
