@@ -135,6 +135,10 @@ class Publisher(ABC):
         """
 
 
+MAX_WINDOWS = 4
+"""A window grows to at most this many pages while calls would go out short of entries."""
+
+
 class Metrics(Protocol):
     """Where the relay reports counts (``PublishedEvents``, ``PublishCalls``,
     ``RetriedEntries``, ``UnpublishableEvents``) and ``Lag``, once per window and on a stop."""
@@ -180,7 +184,8 @@ class RelayStatus:
 class RelaySettings:
     """How the relay paces itself.
 
-    ``window``: notifications read and published per position update; ``lease_seconds``: a
+    ``window``: notifications read per page, and published per position update (a window
+    reads up to ``MAX_WINDOWS`` pages while calls would go out short); ``lease_seconds``: a
     term's length (a dead holder is replaced within it plus ``poll_seconds``);
     ``poll_seconds``: the pause when caught up or waiting for the lease; ``backoff_*``: the
     jittered exponential pause before re-sending failed entries.
@@ -312,26 +317,19 @@ class Relay:
         return False
 
     def relay_window(self) -> int:
-        """Publishes the next ``window`` notifications and records the position after them;
-        returns how many it published (0 when caught up)."""
+        """Publishes the next ``window`` notifications (reading up to ``MAX_WINDOWS`` times
+        as many while calls would go out short of entries) and records the position after
+        them; returns how many it published (0 when caught up)."""
         position = self.position()
-        notifications = self.recorder.select_notifications(
-            start=position, limit=self.settings.window, inclusive_of_start=False
-        )
-        if not notifications:
+        window = _Window()
+        self._read(window, position)
+        if not window.entries and window.unpublishable is None:
             self._report({"PublishedEvents": 0, "Lag": 0})
             return 0
-        entries: list[Entry] = []
-        unpublishable: UnpublishableEventError | None = None
-        for notification in notifications:
-            try:
-                entries.append(self._entry(notification))
-            except UnpublishableEventError as error:
-                unpublishable = error
-                break
-        window = _Window(entries)
+        unpublishable = window.unpublishable
         try:
             self._publish(window)
+            unpublishable = window.unpublishable
         except _Refused as refused:
             unpublishable = UnpublishableEventError(refused.entry.notification, str(refused))
         finally:
@@ -340,9 +338,26 @@ class Relay:
             self._report({"UnpublishableEvents": 1})
             raise unpublishable
         self.counters.windows += 1
+        last = window.entries[-1].notification_id
         head = self.recorder.max_notification_id() or 0
-        self._report({"PublishedEvents": len(entries), "Lag": head - entries[-1].notification_id})
-        return len(entries)
+        self._report({"PublishedEvents": len(window.entries), "Lag": head - last})
+        return len(window.entries)
+
+    def _read(self, window: _Window, after: int) -> None:
+        """Adds the next page of the log after ``after`` to ``window``, up to the first
+        unpublishable notification."""
+        notifications = self.recorder.select_notifications(
+            start=after, limit=self.settings.window, inclusive_of_start=False
+        )
+        entries: list[Entry] = []
+        for notification in notifications:
+            try:
+                entries.append(self._entry(notification))
+            except UnpublishableEventError as error:
+                window.unpublishable = error
+                break
+        window.extend(entries)
+        window.more = len(notifications) == self.settings.window and not window.unpublishable
 
     def _entry(self, notification: Notification) -> Entry:
         try:
@@ -370,6 +385,12 @@ class Relay:
                 self.counters.retried += len(failed)
             else:
                 attempt = 0
+                if (
+                    window.more
+                    and window.orders < self.publisher.max_entries
+                    and len(window.entries) < MAX_WINDOWS * self.settings.window
+                ):
+                    self._read(window, window.entries[-1].notification_id)
                 batch = window.next_batch(self.publisher.max_entries, self.publisher.max_bytes)
             if self._stop.is_set():
                 raise _Stopped
@@ -379,6 +400,7 @@ class Relay:
             if refusal is not None and (refused is None or refusal.before(refused)):
                 refused = refusal
             if refused is not None:
+                window.more = False
                 window.drop_from(refused.entry.notification_id)
                 failed = [e for e in failed if e.notification_id < refused.entry.notification_id]
         if refused is not None:
@@ -443,18 +465,30 @@ class _Refused(Exception):  # noqa: N818 - turned into UnpublishableEventError
 
 
 class _Window:
-    """The entries of one window, queued per order, and which of them the bus accepted."""
+    """The entries of one window, queued per order, and which of them the bus accepted;
+    ``more`` if the log may hold more after them, ``unpublishable`` the notification that
+    ended the window, if one did."""
 
-    def __init__(self, entries: Sequence[Entry]) -> None:
-        self.entries = entries
+    def __init__(self) -> None:
+        self.entries: list[Entry] = []
         self._queues: dict[UUID, deque[Entry]] = {}
+        self._accepted: set[int] = set()
+        self.more = False
+        self.unpublishable: UnpublishableEventError | None = None
+
+    def extend(self, entries: Sequence[Entry]) -> None:
+        self.entries.extend(entries)
         for entry in entries:
             self._queues.setdefault(entry.order_id, deque()).append(entry)
-        self._accepted: set[int] = set()
 
     @property
     def pending(self) -> bool:
         return bool(self._queues)
+
+    @property
+    def orders(self) -> int:
+        """How many orders have entries pending."""
+        return len(self._queues)
 
     def next_batch(self, max_entries: int, max_bytes: int) -> list[Entry]:
         """The first pending entry of as many orders as fit, earliest in the log first."""

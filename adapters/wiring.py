@@ -29,6 +29,7 @@ from typing import Any, Final
 from pydantic import BaseModel
 
 from schemas import Envelope, to_json
+from schemas.contract import encode_json
 
 ENVELOPE_FIELD: Final = "envelope"
 """The field of the bus event's ``detail`` that carries the whole contract envelope."""
@@ -58,8 +59,8 @@ def input_transformer(bus_arn: str) -> dict[str, Any]:
 
 def bus_detail(envelope: Envelope) -> str:
     """The ``Detail`` the relay sends for ``envelope``: its detail plus the whole envelope."""
-    detail = to_json(envelope.detail)
-    return f'{detail[:-1]},"{ENVELOPE_FIELD}":{to_json(envelope)}}}'
+    document = envelope.model_dump(mode="python", by_alias=True)
+    return encode_json({**document["detail"], ENVELOPE_FIELD: document})
 
 
 def bus_event(envelope: Envelope | BaseModel) -> dict[str, Any]:
