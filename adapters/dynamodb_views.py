@@ -42,7 +42,7 @@ from adapters.dynamodb.datastore import (
 )
 from adapters.dynamodb.table import DynamoDBLimitError
 from projections.codec import dumps, loads, loads_data
-from projections.memory import row_id
+from projections.memory import check_commit, row_id
 from projections.ports import (
     Add,
     Advance,
@@ -97,13 +97,7 @@ class DynamoDBViewStore(ViewStore):
         return self.datastore.create_table_if_missing(sort_key_type="S")
 
     def commit(self, changes: Sequence[Change], advance: Advance | None = None) -> None:
-        if len(changes) > self.max_changes_per_commit:
-            msg = f"{len(changes)} changes exceed the {self.max_changes_per_commit} per commit"
-            raise ViewLimitError(msg)
-        ids = [row_id(change) for change in changes]
-        if len(set(ids)) != len(ids):
-            msg = "two changes of one commit address the same row: coalesce them first"
-            raise ValueError(msg)
+        check_commit(changes, self.max_changes_per_commit)
         actions = [self._action(change) for change in changes]
         if advance is not None:
             actions.append(self._advance_action(advance))

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from projections.codec import dumps, loads_data
-from projections.memory import row_id
+from projections.memory import check_commit, row_id
 from projections.ports import (
     Add,
     Advance,
@@ -27,7 +27,6 @@ from projections.ports import (
     Put,
     Row,
     RowConflictError,
-    ViewLimitError,
     ViewStore,
     ViewStoreError,
 )
@@ -81,13 +80,7 @@ class SQLiteViewStore(ViewStore):
                 raise ViewStoreError(msg) from error
 
     def commit(self, changes: Sequence[Change], advance: Advance | None = None) -> None:
-        if len(changes) > self.max_changes_per_commit:
-            msg = f"{len(changes)} changes exceed the {self.max_changes_per_commit} per commit"
-            raise ViewLimitError(msg)
-        ids = [row_id(change) for change in changes]
-        if len(set(ids)) != len(ids):
-            msg = "two changes of one commit address the same row: coalesce them first"
-            raise ValueError(msg)
+        check_commit(changes, self.max_changes_per_commit)
         with self._errors() as db:
             db.execute("BEGIN IMMEDIATE")
             try:
