@@ -15,11 +15,14 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
+from adapters.cli_indexer import indexer_app
 from adapters.demo import run_demo
+from adapters.dynamodb.indexer import indexing
 from adapters.local import default_data_dir, local_env
 from orders import Order, OrderError, OrderService
 
 app = typer.Typer(no_args_is_help=True)
+app.add_typer(indexer_app, name="indexer")
 # Piped output (CI logs, tests) gets a width that fits uuids and timestamps instead of 80 columns.
 console = Console(width=None if sys.stdout.isatty() else 160)
 
@@ -131,7 +134,7 @@ def demo(
 ) -> None:
     """Place and advance a few hundred orders, then audit one of them."""
     service = service_of(context)
-    with Progress(console=console, transient=True) as progress:
+    with Progress(console=console, transient=True) as progress, indexing(service.factory):
         task = progress.add_task("placing and advancing orders", total=order_count)
         summary = run_demo(service, order_count, seed, lambda: progress.advance(task))
 

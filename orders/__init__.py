@@ -9,7 +9,6 @@ from orders.errors import (
     OrderError,
     OrderNotFoundError,
     OrderRuleError,
-    VersionConflictError,
 )
 from orders.events import (
     ORDER_EVENT_TYPES,
@@ -47,5 +46,4 @@ __all__ = [
     "PaymentConfirmed",
     "PlacedOrder",
     "Trace",
-    "VersionConflictError",
 ]
