@@ -1,0 +1,58 @@
+"""The payment service's events as the order service consumes them (``source`` "payment-service").
+
+The same envelope as the order events (``schemas.contract``): ``version`` "1.0", a stable ``id``
+the consumer deduplicates on, ``detail-type``, ``source``, ``time``, and a camelCase ``detail``
+that refuses unknown fields. ``PaymentSucceeded``: payment ``paymentId`` of ``amount`` for the
+order was taken. ``PaymentFailed``: it was refused, for ``reason``.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+from uuid import UUID
+
+from pydantic import Field, TypeAdapter
+
+from schemas.contract import EnvelopeBase, Money, _Model
+
+PAYMENT_SOURCE = "payment-service"
+
+
+class PaymentDetail(_Model):
+    """What the ``detail`` of every payment event holds."""
+
+    order_id: UUID
+    payment_id: str = Field(min_length=1)
+    amount: Money = Field(description="The amount charged, in ``currency``.")
+    currency: str = Field(pattern=r"^[A-Z]{3}$", description="ISO 4217 code of ``amount``.")
+    correlation_id: str | None = None
+
+
+class PaymentFailedDetail(PaymentDetail):
+    reason: str = Field(min_length=1, description="Why the payment was refused.")
+
+
+class PaymentSucceededEnvelope(EnvelopeBase):
+    detail_type: Literal["PaymentSucceeded"] = Field(alias="detail-type")
+    source: Literal["payment-service"]
+    detail: PaymentDetail
+
+
+class PaymentFailedEnvelope(EnvelopeBase):
+    detail_type: Literal["PaymentFailed"] = Field(alias="detail-type")
+    source: Literal["payment-service"]
+    detail: PaymentFailedDetail
+
+
+PaymentEnvelope = Annotated[
+    PaymentSucceededEnvelope | PaymentFailedEnvelope, Field(discriminator="detail_type")
+]
+"""Any payment envelope; validate one with ``PAYMENT_ENVELOPE``."""
+
+PAYMENT_ENVELOPE: TypeAdapter[PaymentEnvelope] = TypeAdapter(PaymentEnvelope)
+
+PAYMENT_ENVELOPE_TYPES: tuple[type[EnvelopeBase], ...] = (
+    PaymentSucceededEnvelope,
+    PaymentFailedEnvelope,
+)
+"""Every payment envelope model, one per detail-type."""
