@@ -1,0 +1,113 @@
+"""The payment saga through SQS: confirms once however often delivered; misfits dead-lettered."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from uuid import UUID, uuid4
+
+from adapters.sqs import SqsConsumer, dead_letters, redrive
+from orders import OrderLine, OrderService
+from projections.consumers import PAYMENT_DETAIL_TYPES, Dispatcher
+from projections.saga import PaymentSaga
+from schemas.payments import (
+    PaymentDetail,
+    PaymentFailedDetail,
+    PaymentFailedEnvelope,
+    PaymentSucceededEnvelope,
+)
+from tests.consumers.queues import queue_depth, queue_with_dead_letters, send_bodies
+from tests.consumers.test_sqs_consumer import drain
+from tests.support.moto_server import MotoServer
+
+LINES = [OrderLine(sku="BOOK-001", quantity=2, unit_price=Decimal("12.50"))]
+
+
+def succeeded(order_id: UUID, amount: str, currency: str = "EUR") -> PaymentSucceededEnvelope:
+    return PaymentSucceededEnvelope.model_validate(
+        {
+            "version": "1.0",
+            "id": uuid4(),
+            "source": "payment-service",
+            "time": datetime.now(UTC),
+            "detail-type": "PaymentSucceeded",
+            "detail": PaymentDetail(
+                order_id=order_id,
+                payment_id=f"pay-{order_id.hex[:8]}",
+                amount=Decimal(amount),
+                currency=currency,
+            ),
+        }
+    )
+
+
+def failed(order_id: UUID) -> PaymentFailedEnvelope:
+    return PaymentFailedEnvelope.model_validate(
+        {
+            "version": "1.0",
+            "id": uuid4(),
+            "source": "payment-service",
+            "time": datetime.now(UTC),
+            "detail-type": "PaymentFailed",
+            "detail": PaymentFailedDetail(
+                order_id=order_id,
+                payment_id="pay-x",
+                amount=Decimal("25.00"),
+                currency="EUR",
+                reason="card declined",
+            ),
+        }
+    )
+
+
+def test_the_saga_confirms_once_cancels_once_and_dead_letters_misfits(
+    moto: MotoServer,
+) -> None:
+    service = OrderService()
+    paid = service.place_order("c-1", LINES, "EUR").order_id
+    declined = service.place_order("c-2", LINES, "EUR").order_id
+    underpaid = service.place_order("c-3", LINES, "EUR").order_id
+    unknown = uuid4()
+    success = succeeded(paid, "25.00")
+    decline = failed(declined)
+    wrong_amount = succeeded(underpaid, "20.00")
+    too_early = succeeded(unknown, "25.00")
+    sqs = moto.client("sqs")
+    url, dead_letter_url = queue_with_dead_letters(sqs, "payments")
+    bodies = [e.model_dump_json(by_alias=True) for e in (success, decline)] * 3
+    bodies += [e.model_dump_json(by_alias=True) for e in (wrong_amount, too_early)]
+    send_bodies(sqs, url, bodies)
+
+    consumer = SqsConsumer(
+        sqs,
+        url,
+        Dispatcher([(PAYMENT_DETAIL_TYPES, PaymentSaga(service))]),
+        wait_seconds=0,
+        retry_delay=0,
+    )
+    drain(consumer, sqs, url)
+
+    history = service.history(paid)
+    assert [entry.type_name for entry in history] == ["OrderPlaced", "PaymentConfirmed"]
+    assert history[-1].causation_id == str(success.id)
+    cancelled = service.history(declined)
+    assert [entry.type_name for entry in cancelled] == ["OrderPlaced", "OrderCancelled"]
+    assert cancelled[-1].causation_id == str(decline.id)
+    assert service.get_order(underpaid).status == "pending"
+    reasons = {letter.body: letter.reason for letter in dead_letters(sqs, dead_letter_url)}
+    assert reasons == {
+        wrong_amount.model_dump_json(by_alias=True): (
+            f"OrderRuleError: payment-equals-total: payment pay-{underpaid.hex[:8]} of 20.00 "
+            "EUR does not equal the order total 25.00 EUR"
+        ),
+        too_early.model_dump_json(by_alias=True): f"OrderNotFoundError: order {unknown} not found",
+    }
+
+    # The cause fixed (the order is placed now): redrive applies the payment, once.
+    service.place_order("c-4", LINES, "EUR", order_id=unknown)
+    assert redrive(sqs, dead_letter_url, url) == 2
+    drain(consumer, sqs, url)
+    confirmed = service.history(unknown)
+    assert [entry.type_name for entry in confirmed] == ["OrderPlaced", "PaymentConfirmed"]
+    assert confirmed[-1].causation_id == str(too_early.id)
+    assert queue_depth(sqs, dead_letter_url) == 1  # the wrong amount is wrong still
