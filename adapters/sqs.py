@@ -26,7 +26,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from projections.consumers import PoisonMessageError, parse_envelope
+from projections.consumers import PoisonMessageError, failure_reason, parse_envelope
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
@@ -149,7 +149,7 @@ class SqsConsumer:
                 try:
                     self.record_handler(message["Body"])
                 except Exception as error:  # any failure fails this message alone
-                    reason = _reason(error)
+                    reason = failure_reason(error)
                     logger.warning(
                         "message %s failed (receive %s of %s): %s",
                         message["MessageId"],
@@ -254,12 +254,6 @@ class SqsConsumer:
             MessageAttributes=attributes,
         )
         logger.error("message %s dead-lettered: %s", message["MessageId"], reason)
-
-
-def _reason(error: Exception) -> str:
-    if isinstance(error, PoisonMessageError):
-        return f"poison message: {error.reason}"
-    return f"{type(error).__name__}: {error}"
 
 
 def _receives(message: MessageTypeDef) -> int:
@@ -381,5 +375,5 @@ def _diagnosis(body: str) -> str:
     try:
         parse_envelope(body)
     except PoisonMessageError as error:
-        return f"poison message: {error.reason}"
+        return failure_reason(error)
     return "no reason recorded (moved by SQS after its receives ran out)"

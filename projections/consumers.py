@@ -53,7 +53,10 @@ class PoisonMessageError(ValueError):
 
 
 def parse_envelope(body: str | bytes) -> AnyEnvelope:
-    """The validated envelope ``body`` holds, or :class:`PoisonMessageError` saying why not."""
+    """The validated envelope ``body`` holds, or :class:`PoisonMessageError` saying why not.
+
+    Numbers are read as ``Decimal`` with their exact digits, never through a binary float.
+    """
     try:
         document = json.loads(body, parse_float=Decimal)
     except ValueError as error:
@@ -70,10 +73,17 @@ def parse_envelope(body: str | bytes) -> AnyEnvelope:
         raise PoisonMessageError(msg)
     try:
         if detail_type in ORDER_DETAIL_TYPES:
-            return ENVELOPE.validate_json(body)
-        return PAYMENT_ENVELOPE.validate_json(body)
+            return ENVELOPE.validate_python(document)
+        return PAYMENT_ENVELOPE.validate_python(document)
     except ValidationError as error:
         raise PoisonMessageError(f"{detail_type} envelope {_summary(error)}") from None
+
+
+def failure_reason(error: Exception) -> str:
+    """One line naming why a message failed, for logs and the dead-letter queue."""
+    if isinstance(error, PoisonMessageError):
+        return f"poison message: {error.reason}"
+    return f"{type(error).__name__}: {error}"
 
 
 def _summary(error: ValidationError) -> str:
