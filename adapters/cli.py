@@ -15,11 +15,15 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
+from adapters.consumers_cli import consumers_app
 from adapters.demo import run_demo
+from adapters.dlq_cli import dlq_app
 from adapters.local import default_data_dir, local_env
 from orders import Order, OrderError, OrderService
 
 app = typer.Typer(no_args_is_help=True)
+app.add_typer(consumers_app, name="consumers")
+app.add_typer(dlq_app, name="dlq")
 # Piped output (CI logs, tests) gets a width that fits uuids and timestamps instead of 80 columns.
 console = Console(width=None if sys.stdout.isatty() else 160)
 

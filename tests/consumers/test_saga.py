@@ -17,7 +17,7 @@ from schemas.payments import (
     PaymentSucceededEnvelope,
 )
 from tests.consumers.queues import queue_depth, queue_with_dead_letters, send_bodies
-from tests.consumers.test_sqs_consumer import drain
+from tests.consumers.test_sqs_consumer import body, drain
 from tests.support.moto_server import MotoServer
 
 LINES = [OrderLine(sku="BOOK-001", quantity=2, unit_price=Decimal("12.50"))]
@@ -74,8 +74,8 @@ def test_the_saga_confirms_once_cancels_once_and_dead_letters_misfits(
     too_early = succeeded(unknown, "25.00")
     sqs = moto.client("sqs")
     url, dead_letter_url = queue_with_dead_letters(sqs, "payments")
-    bodies = [e.model_dump_json(by_alias=True) for e in (success, decline)] * 3
-    bodies += [e.model_dump_json(by_alias=True) for e in (wrong_amount, too_early)]
+    bodies = [body(e) for e in (success, decline)] * 3
+    bodies += [body(e) for e in (wrong_amount, too_early)]
     send_bodies(sqs, url, bodies)
 
     consumer = SqsConsumer(
@@ -96,11 +96,11 @@ def test_the_saga_confirms_once_cancels_once_and_dead_letters_misfits(
     assert service.get_order(underpaid).status == "pending"
     reasons = {letter.body: letter.reason for letter in dead_letters(sqs, dead_letter_url)}
     assert reasons == {
-        wrong_amount.model_dump_json(by_alias=True): (
+        body(wrong_amount): (
             f"OrderRuleError: payment-equals-total: payment pay-{underpaid.hex[:8]} of 20.00 "
             "EUR does not equal the order total 25.00 EUR"
         ),
-        too_early.model_dump_json(by_alias=True): f"OrderNotFoundError: order {unknown} not found",
+        body(too_early): f"OrderNotFoundError: order {unknown} not found",
     }
 
     # The cause fixed (the order is placed now): redrive applies the payment, once.

@@ -10,6 +10,7 @@ import time
 from typing import Any
 
 import pytest
+from pydantic import BaseModel
 
 from adapters.sqs import SqsConsumer, dead_letters, redrive
 from projections.consumers import ORDER_DETAIL_TYPES, Dispatcher
@@ -21,7 +22,8 @@ from tests.consumers.queues import queue_depth, queue_with_dead_letters, send_bo
 from tests.support.moto_server import MotoServer
 
 
-def body(envelope: Envelope) -> str:
+def body(envelope: BaseModel) -> str:
+    """The JSON text of an envelope, as a queue receives it."""
     return envelope.model_dump_json(by_alias=True)
 
 
