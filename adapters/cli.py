@@ -19,11 +19,13 @@ from adapters.consumers_cli import consumers_app
 from adapters.demo import run_demo
 from adapters.dlq_cli import dlq_app
 from adapters.local import default_data_dir, local_env
+from adapters.projections_cli import backends, demo_views, projections_app
 from orders import Order, OrderError, OrderService
 
 app = typer.Typer(no_args_is_help=True)
 app.add_typer(consumers_app, name="consumers")
 app.add_typer(dlq_app, name="dlq")
+app.add_typer(projections_app, name="projections")
 # Piped output (CI logs, tests) gets a width that fits uuids and timestamps instead of 80 columns.
 console = Console(width=None if sys.stdout.isatty() else 160)
 
@@ -133,8 +135,8 @@ def demo(
     ] = 300,
     seed: Annotated[int, typer.Option(help="Seed of the random journeys")] = 7,
 ) -> None:
-    """Place and advance a few hundred orders, then audit one of them."""
-    service = service_of(context)
+    """Place and advance a few hundred orders, audit one, then show and rebuild the views."""
+    service, views = (chosen := backends(context)).service, chosen.store
     with Progress(console=console, transient=True) as progress:
         task = progress.add_task("placing and advancing orders", total=order_count)
         summary = run_demo(service, order_count, seed, lambda: progress.advance(task))
@@ -158,6 +160,7 @@ def demo(
     console.print(history_table(service, audited))
     console.print(order_table(service.get_order(audited, version=1)))
     console.print(order_table(service.get_order(audited)))
+    demo_views(service, views, statuses)
 
 
 @app.command()
