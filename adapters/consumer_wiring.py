@@ -22,6 +22,7 @@ from enum import StrEnum
 import boto3
 
 from adapters.idempotency import dynamodb_persistence, once_per_event
+from adapters.projection_workers import dynamodb_view_store
 from adapters.sns import SnsPublisher
 from orders import OrderService
 from projections.consumers import ORDER_DETAIL_TYPES, PAYMENT_DETAIL_TYPES, Dispatcher, Handler
@@ -91,17 +92,17 @@ def record_handler_from_env(
     env: Mapping[str, str] = os.environ,
     view_store: Callable[[], ViewStore] | None = None,
 ) -> Dispatcher:
-    """The record handler the environment configures (see the module docstring)."""
+    """The record handler the environment configures (see the module docstring); the views
+    go to the DynamoDB view store of the event store's table unless ``view_store`` is given."""
     service = OrderService(env=dict(env))
 
-    def no_view_store() -> ViewStore:
-        msg = "the views consumer needs a view store"
-        raise ConsumerConfigError(msg)
+    def views_table() -> ViewStore:
+        return dynamodb_view_store(service, env.get("DYNAMODB_TABLE_NAME", "orders-events"))
 
     return dispatcher(
         parse_consumers(env.get(CONSUMERS_VARIABLE, Consumer.VIEWS.value)),
         service=lambda: service,
-        view_store=view_store or no_view_store,
+        view_store=view_store or views_table,
         topic_arn=env.get(TOPIC_VARIABLE),
         idempotency_table=env.get(IDEMPOTENCY_TABLE_VARIABLE, DEFAULT_IDEMPOTENCY_TABLE),
     )

@@ -20,18 +20,12 @@ from adapters.consumer_wiring import (
     ConsumerConfigError,
     dispatcher,
 )
+from adapters.projections_cli import Backends, backends
 from adapters.sqs import BatchOutcome, QueueError, SqsConsumer, queue_url
-from orders import OrderService
-from projections.ports import ViewStore
 
 consumers_app = typer.Typer(no_args_is_help=True, help="SQS consumers: views, notifications, saga.")
 console = Console(width=160)
 errors = Console(stderr=True)
-
-
-def _view_store() -> ViewStore:
-    msg = "the views consumer needs the view stores of the projections module"
-    raise ConsumerConfigError(msg)
 
 
 @consumers_app.command("run")
@@ -61,19 +55,18 @@ def run(
     ] = None,
 ) -> None:
     """Consume QUEUE until SIGTERM or Ctrl-C; the batch in work is finished first."""
-    settings = context.find_root().obj  # the root app's Settings (adapters.cli)
-    service: list[OrderService] = []
+    chosen: list[Backends] = []
 
-    def one_service() -> OrderService:
-        if not service:
-            service.append(settings.service())
-        return service[0]
+    def chosen_backends() -> Backends:  # built only if a consumer asks for them
+        if not chosen:
+            chosen.append(backends(context))
+        return chosen[0]
 
     try:
         record_handler = dispatcher(
             consumer or [Consumer.VIEWS],
-            service=one_service,
-            view_store=_view_store,
+            service=lambda: chosen_backends().service,
+            view_store=lambda: chosen_backends().store,
             topic_arn=topic_arn,
             idempotency_table=idempotency_table,
         )
