@@ -4,6 +4,7 @@ Importing this package registers the stable topics of ``Order`` and of every ord
 """
 
 from orders.aggregate import Order
+from orders.audit import AuditEntry
 from orders.errors import (
     OrderConflictError,
     OrderError,
@@ -27,6 +28,7 @@ from orders.values import MAX_LINES, OrderLine, OrderLines, OrderState, OrderSta
 __all__ = [
     "MAX_LINES",
     "ORDER_EVENT_TYPES",
+    "AuditEntry",
     "HistoryEntry",
     "Order",
     "OrderCancelled",

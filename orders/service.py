@@ -29,6 +29,7 @@ from eventsourcing.persistence import IntegrityError, JSONTranscoder, Persistenc
 from eventsourcing.utils import Environment, EnvType
 
 from orders.aggregate import Order
+from orders.audit import AuditEntry, audit_trail
 from orders.errors import (
     OrderConflictError,
     OrderNotFoundError,
@@ -240,6 +241,14 @@ class OrderService(Application[UUID]):
         Raises ``OrderNotFoundError`` for an unknown order.
         """
         return [HistoryEntry.of(event) for event in self._events_of(order_id)]
+
+    def audit(self, order_id: UUID) -> list[AuditEntry]:
+        """Every stored event of the order, oldest first, with its payload and what it changed.
+
+        One read of the order's events (no per-version loads). Raises ``OrderNotFoundError``
+        for an unknown order. See ``orders.audit``.
+        """
+        return audit_trail(self._events_of(order_id))
 
     def _events_of(self, order_id: UUID, *, limit: int | None = None) -> list[OrderEvent]:
         events = [
