@@ -16,7 +16,7 @@ from adapters.sqs import SqsConsumer, dead_letters, redrive
 from projections.consumers import ORDER_DETAIL_TYPES, Dispatcher
 from projections.downstream import DownstreamProjection, store_reader
 from projections.memory import InMemoryViewStore
-from schemas.contract import Envelope
+from schemas.contract import Envelope, to_json
 from tests.consumers.builders import demo_service, logged_envelopes, view_contents
 from tests.consumers.queues import queue_depth, queue_with_dead_letters, send_bodies
 from tests.support.moto_server import MotoServer
@@ -24,7 +24,7 @@ from tests.support.moto_server import MotoServer
 
 def body(envelope: BaseModel) -> str:
     """The JSON text of an envelope, as a queue receives it."""
-    return envelope.model_dump_json(by_alias=True)
+    return to_json(envelope)
 
 
 def drain(consumer: SqsConsumer, sqs: Any, url: str, limit: int = 500) -> None:
