@@ -22,6 +22,7 @@ from adapters.cli_errors import OneLineErrors
 from adapters.consumers_cli import consumers_app
 from adapters.demo import run_demo
 from adapters.dlq_cli import dlq_app
+from adapters.downstream_cli import downstream_app
 from adapters.local import EVENTS_FILE_NAME, default_data_dir, local_env
 from adapters.projections_cli import backends, demo_views, projections_app
 from orders import Order, OrderLine, OrderNotFoundError, OrderRuleError, OrderService
@@ -37,6 +38,7 @@ app = typer.Typer(
 )
 app.add_typer(consumers_app, name="consumers")
 app.add_typer(dlq_app, name="dlq")
+app.add_typer(downstream_app, name="downstream")
 app.add_typer(projections_app, name="projections")
 # Piped output (CI logs, tests) gets a width that fits uuids and timestamps instead of 80 columns.
 console = Console(width=None if sys.stdout.isatty() else 160)

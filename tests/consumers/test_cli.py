@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -15,9 +16,12 @@ from typer.testing import CliRunner
 
 from adapters.cli import app
 from adapters.local import local_env
+from adapters.projection_workers import sqlite_view_store
 from adapters.sqs import SqsConsumer
 from orders import OrderLine, OrderService
 from projections.consumers import Dispatcher
+from projections.downstream import DownstreamProjection, DownstreamQueries
+from tests.consumers.builders import demo_service, logged_envelopes
 from tests.consumers.queues import queue_depth, queue_with_dead_letters, send_bodies
 from tests.consumers.test_saga import succeeded
 from tests.consumers.test_sqs_consumer import body
@@ -95,3 +99,31 @@ def test_dlq_of_a_missing_queue_is_one_clear_line(
     result = CliRunner().invoke(app, ["dlq", "list", "no-such-queue"])
     assert result.exit_code == 1
     assert result.output.strip() == "error: queue 'no-such-queue' does not exist"
+
+
+def test_downstream_queries_print_the_views_the_consumers_keep(tmp_path: Path) -> None:
+    envelopes = logged_envelopes(demo_service(30))
+    store = sqlite_view_store(tmp_path)
+    projection = DownstreamProjection(store)
+    for envelope in envelopes:
+        projection(envelope)
+    store.close()
+    queries = DownstreamQueries(sqlite_view_store(tmp_path))
+    paid = next(e for e in envelopes if e.detail_type == "PaymentConfirmed")
+    customer, day = paid.detail.customer_id, paid.time.date()
+    runner = CliRunner()
+
+    def orders(*arguments: str) -> str:
+        result = runner.invoke(app, ["--data-dir", str(tmp_path), "downstream", *arguments])
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    value = queries.lifetime_value(customer)["EUR"]
+    assert f"lifetime value EUR: {value.amount} over {value.orders} paid" in orders(
+        "customer", customer
+    )
+    sales = queries.daily_sales("EUR")[day]
+    assert re.search(rf"{day}\s*│\s*{sales.orders}\s*│\s*{sales.amount}", orders("sales", "EUR"))
+    listed = orders("by-status", "processing", day.isoformat(), "--limit", "1000")
+    for row in queries.orders_by_status("processing", day, limit=1000).rows:
+        assert row.data["orderId"] in listed
