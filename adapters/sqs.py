@@ -26,6 +26,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 from projections.consumers import PoisonMessageError, failure_reason, parse_envelope
 
 if TYPE_CHECKING:
@@ -121,7 +123,9 @@ class SqsConsumer:
             redrive_policy(client, url) if dead_letter is True else dead_letter or None
         )
 
-    def run(self, stop: threading.Event, on_batch: Callable[[BatchOutcome], None] = print) -> None:
+    def run(
+        self, stop: threading.Event, on_batch: Callable[[BatchOutcome], None] = lambda _: None
+    ) -> None:
         """Poll until ``stop`` is set; the batch in hand is finished first (graceful stop)."""
         while not stop.is_set():
             outcome = self.poll()
@@ -143,8 +147,8 @@ class SqsConsumer:
             return outcome
         done: list[MessageTypeDef] = []
         failed: list[tuple[MessageTypeDef, str]] = []
-        in_work = {message["ReceiptHandle"]: message["MessageId"] for message in messages}
-        with self._visibility_kept(in_work):
+        handled = [0]  # how many of ``messages`` are settled: the renewer reads it
+        with self._visibility_kept(messages, handled):
             for message in messages:
                 try:
                     self.record_handler(message["Body"])
@@ -160,7 +164,7 @@ class SqsConsumer:
                     failed.append((message, reason))
                 else:
                     done.append(message)
-                in_work.pop(message["ReceiptHandle"], None)
+                handled[0] += 1
         self._delete(done)
         outcome.succeeded = len(done)
         outcome.failed = [message["MessageId"] for message, _ in failed]
@@ -168,25 +172,19 @@ class SqsConsumer:
         return outcome
 
     @contextmanager
-    def _visibility_kept(self, in_work: dict[str, str]) -> Iterator[None]:
-        """Renew the visibility of the messages still ``in_work`` every third of the timeout."""
+    def _visibility_kept(
+        self, messages: list[MessageTypeDef], handled: list[int]
+    ) -> Iterator[None]:
+        """Every third of the timeout, renew the visibility of the messages after the first
+        ``handled[0]`` (those still in work)."""
         finished = threading.Event()
 
         def renew() -> None:
             while not finished.wait(self.visibility_timeout / 3):
-                handles = list(in_work.items())
-                for start in range(0, len(handles), MAX_BATCH):
-                    self.client.change_message_visibility_batch(
-                        QueueUrl=self.url,
-                        Entries=[
-                            {
-                                "Id": str(number),
-                                "ReceiptHandle": handle,
-                                "VisibilityTimeout": self.visibility_timeout,
-                            }
-                            for number, (handle, _) in enumerate(handles[start : start + MAX_BATCH])
-                        ],
-                    )
+                try:
+                    self._renew([m["ReceiptHandle"] for m in messages[handled[0] :]])
+                except (BotoCoreError, ClientError) as error:  # the next renewal may succeed
+                    logger.warning("visibility renewal failed: %s", error)
 
         renewer = threading.Thread(target=renew, name="sqs-visibility", daemon=True)
         renewer.start()
@@ -195,6 +193,20 @@ class SqsConsumer:
         finally:
             finished.set()
             renewer.join()
+
+    def _renew(self, handles: list[str]) -> None:
+        for start in range(0, len(handles), MAX_BATCH):
+            self.client.change_message_visibility_batch(
+                QueueUrl=self.url,
+                Entries=[
+                    {
+                        "Id": str(number),
+                        "ReceiptHandle": handle,
+                        "VisibilityTimeout": self.visibility_timeout,
+                    }
+                    for number, handle in enumerate(handles[start : start + MAX_BATCH])
+                ],
+            )
 
     def _delete(self, messages: list[MessageTypeDef]) -> None:
         for start in range(0, len(messages), MAX_BATCH):
