@@ -1,6 +1,8 @@
 """The end-to-end demo: places and advances a few hundred orders through ``OrderService``.
 
 It drives the public Python API only, so it runs on whichever backend the service was built on.
+It plays the payment service too: payments are ``PaymentSucceeded`` events handed, as JSON, to
+the payment saga's record handler, the one an SQS consumer of payment events runs.
 """
 
 from __future__ import annotations
@@ -10,10 +12,15 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from decimal import Decimal
 from uuid import UUID, uuid4
 
 from orders import OrderError, OrderLine, OrderService
+from projections.consumers import PAYMENT_DETAIL_TYPES, Dispatcher
+from projections.saga import PaymentSaga
+from schemas import to_json
+from schemas.payments import PaymentDetail, PaymentSucceededEnvelope
 
 CATALOGUE: dict[str, Decimal] = {
     "BOOK-001": Decimal("12.50"),
@@ -43,13 +50,41 @@ def random_lines(rng: random.Random) -> list[OrderLine]:
     ]
 
 
+def payment_succeeded(order_id: UUID, payment_id: str, amount: Decimal, journey: str) -> str:
+    """The JSON of a ``PaymentSucceeded`` event, as the payment service would publish it."""
+    return to_json(
+        PaymentSucceededEnvelope.model_validate(
+            {
+                "version": "1.0",
+                "id": uuid4(),
+                "source": "payment-service",
+                "time": datetime.now(UTC),
+                "detail-type": "PaymentSucceeded",
+                "detail": PaymentDetail(
+                    order_id=order_id,
+                    payment_id=payment_id,
+                    amount=amount,
+                    currency="EUR",
+                    correlation_id=journey,
+                ),
+            }
+        )
+    )
+
+
 def order_journeys(
-    service: OrderService, order_id: UUID, journey: str, rng: random.Random
+    service: OrderService,
+    order_id: UUID,
+    journey: str,
+    rng: random.Random,
+    payments: Callable[[str], None],
 ) -> Iterator[Callable[[], object]]:
     """The commands one order goes through, most of them valid, some deliberately not.
 
     Every command of one order's journey shares the correlation id ``journey``; the causation id
-    names the system that sent the command, which is what an audit asks for.
+    names the system that sent the command, which is what an audit asks for. Payments are
+    events of the payment service handed to ``payments`` (the payment saga's record handler),
+    which confirms them on the order with the payment event's id as causation id.
     """
 
     def by(sender: str) -> dict[str, str]:
@@ -68,16 +103,12 @@ def order_journeys(
     total = service.get_order(order_id).total
     payment = f"pay-{order_id.hex[:12]}"
     if roll < 0.30:  # a wrong amount is refused; nothing is recorded
-        yield lambda: service.confirm_payment(
-            order_id, payment_id=payment, amount=total / 2, **by("payment-service")
-        )
-    yield lambda: service.confirm_payment(
-        order_id, payment_id=payment, amount=total, **by("payment-service")
-    )
-    if roll < 0.35:  # the payment provider delivers the same payment twice: no new event
-        yield lambda: service.confirm_payment(
-            order_id, payment_id=payment, amount=total, **by("payment-service")
-        )
+        underpaid = payment_succeeded(order_id, payment, total / 2, journey)
+        yield lambda: payments(underpaid)
+    paid = payment_succeeded(order_id, payment, total, journey)
+    yield lambda: payments(paid)
+    if roll < 0.35:  # the payment event is delivered twice: no new event
+        yield lambda: payments(paid)
     yield lambda: service.ship(order_id, **by("warehouse"))
     if roll < 0.45:
         return  # still on its way
@@ -95,6 +126,7 @@ def run_demo(
     """Place ``order_count`` orders and walk each through a journey; refusals are counted."""
     rng = random.Random(seed)
     summary = DemoSummary()
+    payments = Dispatcher([(PAYMENT_DETAIL_TYPES, PaymentSaga(service))])
     started = time.perf_counter()
     run = uuid4().hex[:8]
     for number in range(order_count):
@@ -108,7 +140,7 @@ def run_demo(
         )
         summary.placed.append(placed.order_id)
         summary.commands += 1
-        for command in order_journeys(service, placed.order_id, journey, rng):
+        for command in order_journeys(service, placed.order_id, journey, rng, payments):
             summary.commands += 1
             try:
                 command()
