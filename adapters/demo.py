@@ -12,7 +12,6 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from decimal import Decimal
 from uuid import UUID, uuid4
 
@@ -20,7 +19,7 @@ from orders import OrderError, OrderLine, OrderService
 from projections.consumers import PAYMENT_DETAIL_TYPES, Dispatcher
 from projections.saga import PaymentSaga
 from schemas import to_json
-from schemas.payments import PaymentDetail, PaymentSucceededEnvelope
+from schemas.payments import payment_succeeded
 
 CATALOGUE: dict[str, Decimal] = {
     "BOOK-001": Decimal("12.50"),
@@ -48,28 +47,6 @@ def random_lines(rng: random.Random) -> list[OrderLine]:
     return [
         OrderLine(sku=sku, quantity=rng.randint(1, 3), unit_price=CATALOGUE[sku]) for sku in skus
     ]
-
-
-def payment_succeeded(order_id: UUID, payment_id: str, amount: Decimal, journey: str) -> str:
-    """The JSON of a ``PaymentSucceeded`` event, as the payment service would publish it."""
-    return to_json(
-        PaymentSucceededEnvelope.model_validate(
-            {
-                "version": "1.0",
-                "id": uuid4(),
-                "source": "payment-service",
-                "time": datetime.now(UTC),
-                "detail-type": "PaymentSucceeded",
-                "detail": PaymentDetail(
-                    order_id=order_id,
-                    payment_id=payment_id,
-                    amount=amount,
-                    currency="EUR",
-                    correlation_id=journey,
-                ),
-            }
-        )
-    )
 
 
 def order_journeys(
@@ -103,9 +80,11 @@ def order_journeys(
     total = service.get_order(order_id).total
     payment = f"pay-{order_id.hex[:12]}"
     if roll < 0.30:  # a wrong amount is refused; nothing is recorded
-        underpaid = payment_succeeded(order_id, payment, total / 2, journey)
+        underpaid = to_json(
+            payment_succeeded(order_id, payment, total / 2, "EUR", correlation_id=journey)
+        )
         yield lambda: payments(underpaid)
-    paid = payment_succeeded(order_id, payment, total, journey)
+    paid = to_json(payment_succeeded(order_id, payment, total, "EUR", correlation_id=journey))
     yield lambda: payments(paid)
     if roll < 0.35:  # the payment event is delivered twice: no new event
         yield lambda: payments(paid)

@@ -8,12 +8,14 @@ order was taken. ``PaymentFailed``: it was refused, for ``reason``.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
-from uuid import UUID
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+from uuid import UUID, uuid4
 
 from pydantic import Field, TypeAdapter
 
-from schemas.contract import EnvelopeBase, Money, _Model
+from schemas.contract import ENVELOPE_VERSION, EnvelopeBase, Money, _Model
 
 PAYMENT_SOURCE = "payment-service"
 
@@ -56,3 +58,66 @@ PAYMENT_ENVELOPE_TYPES: tuple[type[EnvelopeBase], ...] = (
     PaymentFailedEnvelope,
 )
 """Every payment envelope model, one per detail-type."""
+
+
+def payment_succeeded(
+    order_id: UUID,
+    payment_id: str,
+    amount: Decimal,
+    currency: str,
+    *,
+    correlation_id: str | None = None,
+) -> PaymentSucceededEnvelope:
+    """A new ``PaymentSucceeded`` event (fresh id, now), as the payment service publishes it."""
+    return PaymentSucceededEnvelope.model_validate(
+        _envelope(
+            "PaymentSucceeded",
+            order_id,
+            payment_id,
+            amount,
+            currency,
+            correlation_id=correlation_id,
+        )
+    )
+
+
+def payment_failed(
+    order_id: UUID,
+    payment_id: str,
+    amount: Decimal,
+    currency: str,
+    reason: str,
+    *,
+    correlation_id: str | None = None,
+) -> PaymentFailedEnvelope:
+    """A new ``PaymentFailed`` event (fresh id, now), as the payment service publishes it."""
+    envelope = _envelope(
+        "PaymentFailed", order_id, payment_id, amount, currency, correlation_id=correlation_id
+    )
+    envelope["detail"]["reason"] = reason
+    return PaymentFailedEnvelope.model_validate(envelope)
+
+
+def _envelope(
+    detail_type: str,
+    order_id: UUID,
+    payment_id: str,
+    amount: Decimal,
+    currency: str,
+    *,
+    correlation_id: str | None,
+) -> dict[str, Any]:
+    return {
+        "version": ENVELOPE_VERSION,
+        "id": uuid4(),
+        "source": PAYMENT_SOURCE,
+        "time": datetime.now(UTC),
+        "detail-type": detail_type,
+        "detail": {
+            "orderId": order_id,
+            "paymentId": payment_id,
+            "amount": amount,
+            "currency": currency,
+            "correlationId": correlation_id,
+        },
+    }

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from decimal import Decimal
 from uuid import UUID, uuid4
 
@@ -11,10 +10,10 @@ from orders import OrderLine, OrderService
 from projections.consumers import PAYMENT_DETAIL_TYPES, Dispatcher
 from projections.saga import PaymentSaga
 from schemas.payments import (
-    PaymentDetail,
-    PaymentFailedDetail,
     PaymentFailedEnvelope,
     PaymentSucceededEnvelope,
+    payment_failed,
+    payment_succeeded,
 )
 from tests.consumers.queues import queue_depth, queue_with_dead_letters, send_bodies
 from tests.consumers.test_sqs_consumer import body, drain
@@ -24,40 +23,11 @@ LINES = [OrderLine(sku="BOOK-001", quantity=2, unit_price=Decimal("12.50"))]
 
 
 def succeeded(order_id: UUID, amount: str, currency: str = "EUR") -> PaymentSucceededEnvelope:
-    return PaymentSucceededEnvelope.model_validate(
-        {
-            "version": "1.0",
-            "id": uuid4(),
-            "source": "payment-service",
-            "time": datetime.now(UTC),
-            "detail-type": "PaymentSucceeded",
-            "detail": PaymentDetail(
-                order_id=order_id,
-                payment_id=f"pay-{order_id.hex[:8]}",
-                amount=Decimal(amount),
-                currency=currency,
-            ),
-        }
-    )
+    return payment_succeeded(order_id, f"pay-{order_id.hex[:8]}", Decimal(amount), currency)
 
 
 def failed(order_id: UUID) -> PaymentFailedEnvelope:
-    return PaymentFailedEnvelope.model_validate(
-        {
-            "version": "1.0",
-            "id": uuid4(),
-            "source": "payment-service",
-            "time": datetime.now(UTC),
-            "detail-type": "PaymentFailed",
-            "detail": PaymentFailedDetail(
-                order_id=order_id,
-                payment_id="pay-x",
-                amount=Decimal("25.00"),
-                currency="EUR",
-                reason="card declined",
-            ),
-        }
-    )
+    return payment_failed(order_id, "pay-x", Decimal("25.00"), "EUR", "card declined")
 
 
 def test_the_saga_confirms_once_cancels_once_and_dead_letters_misfits(
