@@ -5,14 +5,19 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from decimal import Decimal
 from typing import Any
 from uuid import uuid4
 
+import pytest
 from aws_lambda_powertools.utilities.parser.models import SqsModel
 
+from adapters import lambda_consumers
+from adapters.consumer_wiring import ConsumerConfigError, record_handler_from_env
 from adapters.lambda_consumers import batch_handler
 from projections.consumers import ORDER_DETAIL_TYPES, Dispatcher
-from schemas.contract import Envelope
+from schemas.contract import Envelope, to_json
+from schemas.payments import payment_succeeded
 from tests.consumers.builders import demo_service, logged_envelopes
 from tests.consumers.test_sqs_consumer import body
 
@@ -84,3 +89,23 @@ def test_a_clean_batch_reports_no_failures() -> None:
     envelopes = logged_envelopes(demo_service(2))
     response = batch_handler(Dispatcher([]))(sqs_event([body(e) for e in envelopes]), None)
     assert response["batchItemFailures"] == []
+
+
+def test_the_deployed_handler_builds_its_consumers_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("PERSISTENCE_MODULE", "eventsourcing.popo")
+    monkeypatch.setenv("ORDERS_CONSUMERS", "saga")
+    lambda_consumers._configured.cache_clear()
+    unknown_order = to_json(payment_succeeded(uuid4(), "pay-1", Decimal("5"), "EUR"))
+    event = sqs_event([unknown_order, body(logged_envelopes(demo_service(1))[0])])
+    try:
+        response = lambda_consumers.handler(event, None)
+    finally:
+        lambda_consumers._configured.cache_clear()
+    assert response["batchItemFailures"] == [{"itemIdentifier": event["Records"][0]["messageId"]}]
+
+
+def test_an_unknown_consumer_is_named() -> None:
+    with pytest.raises(ConsumerConfigError, match="unknown consumer"):
+        record_handler_from_env({"ORDERS_CONSUMERS": "views,bogus"})
