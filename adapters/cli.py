@@ -22,6 +22,7 @@ from adapters.cli_errors import OneLineErrors
 from adapters.demo import run_demo
 from adapters.local import EVENTS_FILE_NAME, default_data_dir, local_env
 from adapters.observed import observe_commands
+from adapters.projections_cli import backends, demo_views, projections_app
 from adapters.telemetry import MetricsSink, NullMetrics, get_logger, metrics_from_env
 from orders import Order, OrderLine, OrderNotFoundError, OrderRuleError, OrderService
 
@@ -34,6 +35,7 @@ app = typer.Typer(
     rich_markup_mode=None,
     pretty_exceptions_enable=False,
 )
+app.add_typer(projections_app, name="projections")
 # Piped output (CI logs, tests) gets a width that fits uuids and timestamps instead of 80 columns.
 console = Console(width=None if sys.stdout.isatty() else 160)
 
@@ -164,8 +166,8 @@ def demo(
     ] = 300,
     seed: Annotated[int, typer.Option(help="Seed of the random journeys")] = 7,
 ) -> None:
-    """Place and advance a few hundred orders, then audit one of them."""
-    service = service_of(context)
+    """Place and advance a few hundred orders, audit one, then show and rebuild the views."""
+    service, views = (chosen := backends(context)).service, chosen.store
     with Progress(console=console, transient=True) as progress:
         task = progress.add_task("placing and advancing orders", total=order_count)
         summary = run_demo(service, order_count, seed, lambda: progress.advance(task))
@@ -189,6 +191,7 @@ def demo(
     console.print(history_table(service, audited))
     console.print(order_table(service.get_order(audited, version=1)))
     console.print(order_table(service.get_order(audited)))
+    demo_views(service, views, statuses)
 
 
 def aware_time(value: str) -> datetime:

@@ -15,7 +15,7 @@ is not rejected by DynamoDB for size.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from eventsourcing.persistence import DataError
 
@@ -48,13 +48,17 @@ class DynamoDBLimitError(DataError):
         self.maximum = maximum
 
 
-def table_definition(table_name: str) -> CreateTableInputTypeDef:
-    """The ``CreateTable`` arguments of an event store table named ``table_name``."""
+SortKeyType = Literal["N", "S"]
+
+
+def table_definition(table_name: str, sort_key_type: SortKeyType = "N") -> CreateTableInputTypeDef:
+    """The ``CreateTable`` arguments of an event store table named ``table_name`` (a view
+    store's table has the same keys with a string ``sort_key_type``)."""
     return {
         "TableName": table_name,
         "AttributeDefinitions": [
             {"AttributeName": PARTITION_KEY, "AttributeType": "S"},
-            {"AttributeName": SORT_KEY, "AttributeType": "N"},
+            {"AttributeName": SORT_KEY, "AttributeType": sort_key_type},
         ],
         "KeySchema": [
             {"AttributeName": PARTITION_KEY, "KeyType": "HASH"},
@@ -64,10 +68,12 @@ def table_definition(table_name: str) -> CreateTableInputTypeDef:
     }
 
 
-def create_table_if_missing(client: DynamoDBClient, table_name: str) -> bool:
+def create_table_if_missing(
+    client: DynamoDBClient, table_name: str, sort_key_type: SortKeyType = "N"
+) -> bool:
     """Creates the table unless it exists, waits until it is active; True if it created it."""
     try:
-        client.create_table(**table_definition(table_name))
+        client.create_table(**table_definition(table_name, sort_key_type))
     except client.exceptions.ResourceInUseException:
         created = False
     else:
