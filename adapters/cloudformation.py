@@ -401,9 +401,7 @@ def template() -> Json:
         [{"Fn::GetAtt": ["EventsTable", "StreamArn"]}],
     )
     resources: Json = {
-        "EventsTable": _table(
-            "events", "N", StreamSpecification={"StreamViewType": "NEW_AND_OLD_IMAGES"}
-        ),
+        "EventsTable": _table("events", "N", StreamSpecification={"StreamViewType": "NEW_IMAGE"}),
         "ViewsTable": _table("views", "S"),
         "IdempotencyTable": {
             "Type": "AWS::DynamoDB::Table",
@@ -454,7 +452,7 @@ def template() -> Json:
                 *_table_statements({"EventsTable": WRITE}),
                 _statement(["events:PutEvents"], [arn("EventBus")]),
             ],
-            {"ORDERS_EVENT_BUS": ref("EventBus")},
+            {"ORDERS_EVENT_BUS": {"Fn::GetAtt": ["EventBus", "Name"]}},
             timeout=WORKER_TIMEOUT_SECONDS,
             reserved=1,
         ),
@@ -546,7 +544,7 @@ def template() -> Json:
             for name, value in {
                 "EventsTableName": ref("EventsTable"),
                 "ViewsTableName": ref("ViewsTable"),
-                "EventBusName": ref("EventBus"),
+                "EventBusName": {"Fn::GetAtt": ["EventBus", "Name"]},
                 "NotificationsTopicArn": ref("NotificationsTopic"),
                 **{f"{r.logical}QueueUrl": ref(f"{r.logical}Queue") for r in CONSUMERS},
             }.items()

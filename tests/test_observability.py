@@ -18,6 +18,7 @@ from moto.server import ThreadedMotoServer
 
 from adapters.local import local_env
 from adapters.observed import observe_commands
+from adapters.projection_workers import report_lag, runners, sqlite_view_store
 from adapters.telemetry import (
     ALL_METRICS,
     COMMANDS,
@@ -201,3 +202,25 @@ def test_a_worker_sends_statistic_sets_with_put_metric_data(cloudwatch: Any) -> 
     results = {r["Id"]: r["Values"] for r in data["MetricDataResults"]}
     assert sum(results["failures"]) == 3
     assert max(results["lag"]) == 7
+
+
+def test_projection_lag_is_the_distance_to_the_log_head(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    service = OrderService(env=local_env(tmp_path))
+    for _ in range(3):
+        placed = service.place_order("c-1", LINES, "EUR")
+        service.confirm_payment(placed.order_id, "pay", Decimal("5.00"))
+    workers = runners(service, sqlite_view_store(tmp_path))
+    metrics = EmfMetrics("Test/Projections")
+    report_lag(workers, metrics)
+    for worker in workers:
+        worker.catch_up()
+    report_lag(workers, metrics)
+    capsys.readouterr()
+    metrics.flush()
+
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    lags = {line["Projection"]: line["ProjectionLag"] for line in lines}
+    assert len(lags) == len(workers) >= 1
+    assert all(values == [6.0, 0.0] for values in lags.values()), lags

@@ -143,4 +143,4 @@ def test_the_template_is_json_with_every_table_recoverable_and_on_demand() -> No
             "PointInTimeRecoveryEnabled": True
         }
     events = loaded["Resources"]["EventsTable"]["Properties"]
-    assert events["StreamSpecification"]["StreamViewType"] == "NEW_AND_OLD_IMAGES"
+    assert events["StreamSpecification"]["StreamViewType"] == "NEW_IMAGE"
