@@ -1,15 +1,20 @@
-"""Metrics and logs of ``OrderService`` commands, wired from outside the domain.
+"""Metrics and logs of ``OrderService`` commands and of consumers, wired from outside them.
 
 :func:`observe_commands` wraps one service's command methods and its ``save`` (the domain
 stays free of any of this). Per command it counts ``Commands`` by outcome, ``Conflicts`` (each
 save the store refused because the order moved), ``Retries`` (conflicts after which the
 command decided again) and ``SaveLatency``; per saved event it logs one JSON line with the
 order id, event id and correlation id (see :mod:`adapters.telemetry`).
+
+:func:`observe_consumer` wraps a consumer's record handler (a function of a message body, as
+both the SQS worker and the Lambda batch handler call it): ``ConsumerSuccesses`` and
+``ConsumerFailures`` per message, and a log line per failure with the envelope's ids.
 """
 
 from __future__ import annotations
 
 import functools
+import json
 import time
 from collections.abc import Callable
 from contextvars import ContextVar
@@ -22,9 +27,12 @@ from eventsourcing.persistence import IntegrityError
 from adapters.telemetry import (
     COMMANDS,
     CONFLICTS,
+    CONSUMER_FAILURES,
+    CONSUMER_SUCCESSES,
     RETRIES,
     SAVE_LATENCY,
     MetricsSink,
+    event_fields,
     order_event_fields,
 )
 from orders import (
@@ -126,3 +134,40 @@ def observe_commands(service: OrderService, metrics: MetricsSink, logger: Logger
         setattr(service, name, command(name, getattr(service, name)))
     service.save = observed_save  # type: ignore[method-assign]
     return service
+
+
+def envelope_fields(body: str) -> dict[str, object]:
+    """The ids of the envelope in ``body`` for a log line (what can be read of them, if any)."""
+    try:
+        envelope = json.loads(body)
+        detail = envelope.get("detail") or {}
+        return event_fields(
+            detail.get("orderId"),
+            envelope.get("id"),
+            detail.get("correlationId"),
+            detail_type=envelope.get("detail-type"),
+        )
+    except (ValueError, AttributeError):
+        return {"order_id": None, "event_id": None, "correlation_id": None}
+
+
+def observe_consumer(
+    handle: Callable[[str], None], metrics: MetricsSink, logger: Logger, consumer: str
+) -> Callable[[str], None]:
+    """``handle``, counting each message it handles or fails (the failure is re-raised)."""
+
+    @functools.wraps(handle)
+    def observed(body: str) -> None:
+        try:
+            handle(body)
+        except Exception as error:
+            metrics.count(CONSUMER_FAILURES, Consumer=consumer)
+            logger.warning(
+                "message failed",
+                extra={**envelope_fields(body), "consumer": consumer, "error": str(error)},
+            )
+            raise
+        metrics.count(CONSUMER_SUCCESSES, Consumer=consumer)
+        logger.info("message handled", extra={**envelope_fields(body), "consumer": consumer})
+
+    return observed

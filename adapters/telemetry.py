@@ -290,12 +290,15 @@ def get_logger(service: str = SERVICE_NAME, stream: Any = None) -> Logger:
 
 
 def event_fields(
-    order_id: UUID | str, event: UUID | str, correlation_id: str | None, **more: object
+    order_id: UUID | str | None,
+    event: UUID | str | None,
+    correlation_id: str | None,
+    **more: object,
 ) -> dict[str, object]:
-    """The fields of a log line that handles an event (pass as ``extra=``)."""
+    """The fields of a log line that handles an event (pass as ``extra=``); None if unknown."""
     return {
-        "order_id": str(order_id),
-        "event_id": str(event),
+        "order_id": None if order_id is None else str(order_id),
+        "event_id": None if event is None else str(event),
         "correlation_id": correlation_id,
         **more,
     }

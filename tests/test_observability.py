@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 from collections import Counter
@@ -17,7 +18,7 @@ import pytest
 from moto.server import ThreadedMotoServer
 
 from adapters.local import local_env
-from adapters.observed import observe_commands
+from adapters.observed import observe_commands, observe_consumer
 from adapters.projection_workers import report_lag, runners, sqlite_view_store
 from adapters.telemetry import (
     ALL_METRICS,
@@ -29,7 +30,16 @@ from adapters.telemetry import (
     get_logger,
     metrics_from_env,
 )
-from orders import OrderConflictError, OrderLine, OrderNotFoundError, OrderRuleError, OrderService
+from orders import (
+    OrderConflictError,
+    OrderEvent,
+    OrderLine,
+    OrderNotFoundError,
+    OrderRuleError,
+    OrderService,
+)
+from schemas.contract import parse_envelope, to_json
+from schemas.mapping import to_envelope
 
 ORDER = UUID("00000000-0000-4000-8000-0000000000e1")
 LINES = [OrderLine("A", 1, Decimal("5.00"))]
@@ -224,3 +234,40 @@ def test_projection_lag_is_the_distance_to_the_log_head(
     lags = {line["Projection"]: line["ProjectionLag"] for line in lines}
     assert len(lags) == len(workers) >= 1
     assert all(values == [6.0, 0.0] for values in lags.values()), lags
+
+
+def test_consumer_successes_and_failures_count_each_message_once(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    service = OrderService(env=local_env(tmp_path))
+    placed = service.place_order("c-1", LINES, "EUR")
+    service.confirm_payment(placed.order_id, "pay", Decimal("5.00"))
+    events = [e for e in service.events.get(placed.order_id) if isinstance(e, OrderEvent)]
+    bodies = [to_json(to_envelope(event)) for event in events]
+    poison = ["{not json", json.dumps({"id": "x", "detail": {"orderId": "y"}})]
+    handled: list[str] = []
+    metrics = EmfMetrics("Test/Consumers")
+    log = io.StringIO()
+    consume = observe_consumer(
+        lambda body: handled.append(str(parse_envelope(body).id)),
+        metrics,
+        get_logger("consumer-test", log),
+        "views",
+    )
+    for body in [*bodies, *poison]:
+        with contextlib.suppress(ValueError):
+            consume(body)
+    capsys.readouterr()
+    metrics.flush()
+
+    sums, _ = emf_totals(capsys.readouterr().out, "Test/Consumers")
+    assert sums == {
+        ("ConsumerSuccesses", (("Consumer", "views"),)): 2,
+        ("ConsumerFailures", (("Consumer", "views"),)): 2,
+    }
+    lines = [json.loads(line) for line in log.getvalue().splitlines()]
+    assert [line["message"] for line in lines] == ["message handled"] * 2 + ["message failed"] * 2
+    assert [line["event_id"] for line in lines[:2]] == handled
+    assert {line["order_id"] for line in lines[:2]} == {str(placed.order_id)}
+    assert all(line["correlation_id"] for line in lines[:2])
+    assert lines[3]["order_id"] == "y"
