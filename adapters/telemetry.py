@@ -85,6 +85,7 @@ RELAY_PUBLISHED: Final = MetricSpec(
 RELAY_FAILED: Final = MetricSpec(
     "RelayFailedEntries", "Count", (), "entries EventBridge refused (retried)"
 )
+RELAY_CALLS: Final = MetricSpec("RelayPutEventsCalls", "Count", (), "PutEvents calls made")
 RELAY_STOPPED: Final = MetricSpec(
     "RelayStopped", "Count", (), "the relay stopped on an event it can never publish"
 )
@@ -113,6 +114,7 @@ ALL_METRICS: Final = (
     RELAY_LAG,
     RELAY_PUBLISHED,
     RELAY_FAILED,
+    RELAY_CALLS,
     RELAY_STOPPED,
     INDEXER_LAG,
     PROJECTION_LAG,
@@ -250,6 +252,30 @@ def _by_dimensions(
     for (metric, dimensions), numbers in values.items():
         groups.setdefault(dimensions, []).append((metric, numbers))
     yield from groups.items()
+
+
+class RelayMetrics:
+    """The relay's metrics port (``put`` of its named values), reporting to a sink under the
+    names above: ``Lag`` is a gauge, the others counts."""
+
+    NAMES: Final = {
+        "PublishedEvents": RELAY_PUBLISHED,
+        "RetriedEntries": RELAY_FAILED,
+        "PublishCalls": RELAY_CALLS,
+        "UnpublishableEvents": RELAY_STOPPED,
+        "Lag": RELAY_LAG,
+    }
+
+    def __init__(self, sink: MetricsSink) -> None:
+        self.sink = sink
+
+    def put(self, values: Mapping[str, float]) -> None:
+        """Record ``values``; ``ValueError`` for a name not mapped here."""
+        for name, value in values.items():
+            if name not in self.NAMES:
+                msg = f"relay metric {name!r} is not one of {sorted(self.NAMES)}"
+                raise ValueError(msg)
+            self.sink.record(self.NAMES[name], value)
 
 
 def in_lambda(env: Mapping[str, str] = os.environ) -> bool:

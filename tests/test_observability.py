@@ -27,6 +27,7 @@ from adapters.telemetry import (
     RELAY_LAG,
     CloudWatchMetrics,
     EmfMetrics,
+    RelayMetrics,
     get_logger,
     metrics_from_env,
 )
@@ -271,3 +272,27 @@ def test_consumer_successes_and_failures_count_each_message_once(
     assert {line["order_id"] for line in lines[:2]} == {str(placed.order_id)}
     assert all(line["correlation_id"] for line in lines[:2])
     assert lines[3]["order_id"] == "y"
+
+
+def test_the_relay_reports_under_the_names_the_alarms_use(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    metrics = EmfMetrics("Test/Relay")
+    relay_metrics = RelayMetrics(metrics)
+    relay_metrics.put({"PublishedEvents": 10, "PublishCalls": 2, "Lag": 5})
+    relay_metrics.put({"RetriedEntries": 1, "PublishedEvents": 3, "Lag": 0})
+    relay_metrics.put({"UnpublishableEvents": 1})
+    with pytest.raises(ValueError, match="relay metric 'Published'"):
+        relay_metrics.put({"Published": 1})
+    capsys.readouterr()
+    metrics.flush()
+
+    sums, samples = emf_totals(capsys.readouterr().out, "Test/Relay")
+    assert sums == {
+        ("RelayPublishedEntries", ()): 13,
+        ("RelayPutEventsCalls", ()): 2,
+        ("RelayFailedEntries", ()): 1,
+        ("RelayStopped", ()): 1,
+        ("RelayLag", ()): 5,
+    }
+    assert samples["RelayLag"] == 2
