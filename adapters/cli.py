@@ -19,7 +19,9 @@ from rich.progress import Progress
 from rich.table import Table
 
 from adapters.cli_errors import OneLineErrors
+from adapters.cli_indexer import indexer_app
 from adapters.demo import run_demo
+from adapters.dynamodb.indexer import indexing
 from adapters.local import EVENTS_FILE_NAME, default_data_dir, local_env
 from adapters.observed import observe_commands
 from adapters.projections_cli import backends, demo_views, projections_app
@@ -36,6 +38,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(projections_app, name="projections")
+app.add_typer(indexer_app, name="indexer")
 # Piped output (CI logs, tests) gets a width that fits uuids and timestamps instead of 80 columns.
 console = Console(width=None if sys.stdout.isatty() else 160)
 
@@ -168,7 +171,7 @@ def demo(
 ) -> None:
     """Place and advance a few hundred orders, audit one, then show and rebuild the views."""
     service, views = (chosen := backends(context)).service, chosen.store
-    with Progress(console=console, transient=True) as progress:
+    with Progress(console=console, transient=True) as progress, indexing(service.factory):
         task = progress.add_task("placing and advancing orders", total=order_count)
         summary = run_demo(service, order_count, seed, lambda: progress.advance(task))
 

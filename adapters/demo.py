@@ -99,10 +99,12 @@ def run_demo(
     run = uuid4().hex[:8]
     for number in range(order_count):
         journey = f"demo-{run}-journey-{number}"
+        # The id is chosen before sending: sent again after a timeout, it places no second order.
         placed = service.place_order(
             customer_id=f"customer-{rng.randint(1, order_count // 3 + 1)}",
             lines=random_lines(rng),
             currency="EUR",
+            order_id=uuid4(),
             correlation_id=journey,
             causation_id="web-shop",
         )

@@ -112,14 +112,20 @@ Names = Annotated[
 def run(
     context: typer.Context,
     names: Names = None,
+    *,
     batch_size: Annotated[int, typer.Option(min=1, help="Notifications read per batch")] = 500,
     poll_interval: Annotated[float, typer.Option(help="Seconds between reads when idle")] = 0.2,
+    max_rate: Annotated[
+        float | None, typer.Option(min=1, help="Most events per second [default: no bound]")
+    ] = None,
     once: Annotated[bool, typer.Option(help="Process what is new, then exit")] = False,
 ) -> None:
     """Follow the log and keep the views up to date, until SIGTERM or Ctrl-C."""
     with operational_errors():
         chosen = backends(context)
-        workers = runners(chosen.service, chosen.store, names or (), batch_size=batch_size)
+        workers = runners(
+            chosen.service, chosen.store, names or (), batch_size=batch_size, max_rate=max_rate
+        )
         with stop_on_signals() as stop:
             if once:
                 for worker in workers:

@@ -10,7 +10,6 @@ from orders.errors import (
     OrderError,
     OrderNotFoundError,
     OrderRuleError,
-    VersionConflictError,
 )
 from orders.events import (
     ORDER_EVENT_TYPES,
@@ -49,5 +48,4 @@ __all__ = [
     "PaymentConfirmed",
     "PlacedOrder",
     "Trace",
-    "VersionConflictError",
 ]

@@ -192,6 +192,21 @@ def compare(
     The partitions come from one read of the log (each event names those it touches), so no
     query reads the whole store.
     """
+    view_a = view_name(projection.name, generation_a)
+    view_b = view_name(projection.name, generation_b)
+    for partition in partitions_of(projection, recorder, decode, page_size):
+        rows_a = {row.key: row for row in rows_of(store, view_a, partition)}
+        rows_b = {row.key: row for row in rows_of(store, view_b, partition)}
+        for key in sorted(rows_a.keys() | rows_b.keys()):
+            a, b = rows_a.get(key), rows_b.get(key)
+            if a is None or b is None or (a.data, a.version) != (b.data, b.version):
+                yield Difference(partition, key, a, b)
+
+
+def partitions_of(
+    projection: Projection, recorder: ApplicationRecorder, decode: Decode, page_size: int = 1000
+) -> list[str]:
+    """Every partition the events in the log touch in ``projection``'s view, in log order."""
     partitions: dict[str, None] = {}
     start = 1
     while notifications := recorder.select_notifications(start=start, limit=page_size):
@@ -200,18 +215,11 @@ def compare(
             if isinstance(event, OrderEvent):
                 partitions.update(dict.fromkeys(projection.partitions(event)))
         start = notifications[-1].id + 1
-    view_a = view_name(projection.name, generation_a)
-    view_b = view_name(projection.name, generation_b)
-    for partition in partitions:
-        rows_a = {row.key: row for row in _all_rows(store, view_a, partition)}
-        rows_b = {row.key: row for row in _all_rows(store, view_b, partition)}
-        for key in sorted(rows_a.keys() | rows_b.keys()):
-            a, b = rows_a.get(key), rows_b.get(key)
-            if a is None or b is None or (a.data, a.version) != (b.data, b.version):
-                yield Difference(partition, key, a, b)
+    return list(partitions)
 
 
-def _all_rows(store: ViewStore, view: str, partition: str) -> Iterable[Row]:
+def rows_of(store: ViewStore, view: str, partition: str) -> Iterator[Row]:
+    """Every row of one partition, a page at a time."""
     after: str | None = None
     while True:
         page = store.query(view, partition, limit=500, after=after)

@@ -123,20 +123,22 @@ class RowCache:
     """Rows a runner wrote, by row, at most ``max_rows`` (least recently used dropped).
 
     ``complete`` says the cache holds every row of the view (a generation built from empty by
-    this runner alone, and nothing dropped yet), so a miss means "no row" without a read.
+    this runner alone, and nothing dropped yet), so a miss means "no row" without a read;
+    rows it was told to :meth:`forget` (counted ones) are read from the store.
     """
 
     def __init__(self, max_rows: int = 200_000, *, complete: bool = False) -> None:
         self.max_rows = max_rows
         self.complete = complete
         self._rows: OrderedDict[RowKey, Row | None] = OrderedDict()
+        self._unknown: set[RowKey] = set()
 
     def lookup(self, row_key: RowKey) -> tuple[bool, Row | None]:
         """``(True, row or None)`` if the cache knows the row, else ``(False, None)``."""
         if row_key in self._rows:
             self._rows.move_to_end(row_key)
             return True, self._rows[row_key]
-        return self.complete, None
+        return self.complete and row_key not in self._unknown, None
 
     def store(self, row_key: RowKey, row: Row | None) -> None:
         self._rows[row_key] = row
@@ -147,10 +149,11 @@ class RowCache:
 
     def forget(self, row_key: RowKey) -> None:
         self._rows.pop(row_key, None)
-        self.complete = False
+        self._unknown.add(row_key)
 
     def clear(self) -> None:
         self._rows.clear()
+        self._unknown.clear()
         self.complete = False
 
 
