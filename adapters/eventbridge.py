@@ -20,7 +20,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from eventsourcing.persistence import Notification
 
 from adapters.relay import Entry, Publisher, PublishError, Rejection
-from adapters.wiring import BusWiring, bus_detail, input_transformer
+from adapters.wiring import BusWiring, bus_detail, bus_input_transformer
 from schemas import Envelope
 
 if TYPE_CHECKING:
@@ -138,7 +138,7 @@ def set_up_bus(events: EventBridgeClient, sqs: SQSClient, wiring: BusWiring) -> 
         sqs.set_queue_attributes(
             QueueUrl=queue_url, Attributes={"Policy": wiring.queue_policy(queue_arn, rule_arn)}
         )
-        transformer: Any = input_transformer(bus_arn)
+        transformer: Any = bus_input_transformer(bus_arn)
         events.put_targets(
             Rule=wiring.rule_name(route),
             EventBusName=wiring.bus_name,

@@ -6,11 +6,14 @@ before the function's timeout, and releases the lease; an invocation that finds 
 
 ``DYNAMODB_TABLE_NAME``
     The event store table (and the store's other settings, see ``adapters.dynamodb``).
-``ORDERS_BUS_NAME`` (default ``orders``)
+``ORDERS_EVENT_BUS`` (default ``orders``)
     The event bus.
-``ORDERS_RELAY_LEASE_SECONDS`` (default ``60``), ``ORDERS_RELAY_METRICS`` (default ``y``)
-    The lease term, and whether to report figures to CloudWatch (alarm on
-    ``UnpublishableEvents``).
+``ORDERS_RELAY_LEASE_SECONDS`` (default ``60``)
+    The lease term.
+``ORDERS_METRICS``
+    Where figures go (``adapters.telemetry``; in Lambda, embedded-metric-format log lines by
+    default), flushed at the end of every invocation: ``RelayStopped`` is what the alarm
+    watches.
 
 The service and clients are built on the first invocation and kept for the container's life.
 """
@@ -24,12 +27,11 @@ from functools import cache
 from typing import Any, Protocol
 
 import boto3
-from eventsourcing.utils import strtobool
 
-from adapters.cloudwatch import CloudWatchMetrics
 from adapters.eventbridge import EventBridgePublisher
 from adapters.relay import Relay, RelaySettings
-from adapters.relay_setup import RELAY_NAME, relay_for
+from adapters.relay_setup import relay_for
+from adapters.telemetry import MetricsSink, RelayMetrics, metrics_from_env
 from orders import OrderService
 
 MARGIN_SECONDS = 10.0
@@ -41,7 +43,7 @@ class LambdaContext(Protocol):
 
 
 @cache
-def _relay() -> Relay:
+def _relay() -> tuple[Relay, MetricsSink]:
     env = os.environ
     service = OrderService(
         env={
@@ -49,12 +51,11 @@ def _relay() -> Relay:
             "DYNAMODB_TABLE_NAME": env["DYNAMODB_TABLE_NAME"],
         }
     )
-    metrics = None
-    if strtobool(env.get("ORDERS_RELAY_METRICS", "y")):
-        metrics = CloudWatchMetrics(boto3.client("cloudwatch"), {"Relay": RELAY_NAME})
-    publisher = EventBridgePublisher(boto3.client("events"), env.get("ORDERS_BUS_NAME", "orders"))
+    sink = metrics_from_env(env)
+    publisher = EventBridgePublisher(boto3.client("events"), env.get("ORDERS_EVENT_BUS", "orders"))
     settings = RelaySettings(lease_seconds=float(env.get("ORDERS_RELAY_LEASE_SECONDS", "60")))
-    return relay_for(service, publisher, settings=settings, metrics=metrics)
+    relay = relay_for(service, publisher, settings=settings, metrics=RelayMetrics(sink))
+    return relay, sink
 
 
 def handler(event: Mapping[str, Any], context: LambdaContext) -> dict[str, int]:
@@ -63,8 +64,11 @@ def handler(event: Mapping[str, Any], context: LambdaContext) -> dict[str, int]:
     An event that can never be published raises (the invocation fails, and so does every
     later one until it is dealt with), after the metric was reported.
     """
-    relay = _relay()
+    relay, metrics = _relay()
     remaining = context.get_remaining_time_in_millis() / 1000
-    published = relay.run_until_caught_up(deadline=time.time() + remaining - MARGIN_SECONDS)
+    try:
+        published = relay.run_until_caught_up(deadline=time.time() + remaining - MARGIN_SECONDS)
+    finally:
+        metrics.flush()
     status = relay.status()
     return {"published": published, "position": status.position, "lag": status.lag}

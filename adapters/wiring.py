@@ -28,6 +28,7 @@ from typing import Any, Final
 
 from pydantic import BaseModel
 
+from orders import ORDER_EVENT_TYPES
 from schemas import Envelope, to_json
 from schemas.contract import encode_json
 
@@ -35,10 +36,9 @@ ENVELOPE_FIELD: Final = "envelope"
 """The field of the bus event's ``detail`` that carries the whole contract envelope."""
 
 
-def input_transformer(bus_arn: str) -> dict[str, Any]:
-    """The rule target's ``InputTransformer`` for a bus: it builds the contract envelope a
-    queue receives from the bus event, with the bus's account and region (from ``bus_arn``)."""
-    _, _, _, region, account, _ = bus_arn.split(":", 5)
+def input_transformer(account: str, region: str) -> dict[str, Any]:
+    """The rule target's ``InputTransformer``: it builds the contract envelope a queue receives
+    from the bus event, with the bus's ``account`` and ``region``."""
     paths = {name: f"$.detail.{ENVELOPE_FIELD}.{name}" for name in ("version", "id", "time")}
     template = (
         '{"version": "<version>", "id": "<id>", "detail-type": "<detailType>", '
@@ -55,6 +55,12 @@ def input_transformer(bus_arn: str) -> dict[str, Any]:
         },
         "InputTemplate": template,
     }
+
+
+def bus_input_transformer(bus_arn: str) -> dict[str, Any]:
+    """:func:`input_transformer` for the bus ``bus_arn`` (its account and region)."""
+    _, _, _, region, account, _ = bus_arn.split(":", 5)
+    return input_transformer(account, region)
 
 
 def bus_detail(envelope: Envelope) -> str:
@@ -79,26 +85,29 @@ class Route:
     description: str
 
 
+ORDER_SOURCE: Final = "order-service"
+PAYMENT_SOURCE: Final = "payment-service"
+ORDER_DETAIL_TYPES: Final = tuple(event.TOPIC.partition(":")[2] for event in ORDER_EVENT_TYPES)
+PAYMENT_DETAIL_TYPES: Final = ("PaymentSucceeded", "PaymentFailed")
+
 DEFAULT_ROUTES: Final = (
     Route(
-        "projections",
-        {"source": ["order-service"]},
-        "Every order event, for downstream read models.",
+        "views",
+        {"source": [ORDER_SOURCE], "detail-type": list(ORDER_DETAIL_TYPES)},
+        "Every order event, for the downstream views.",
     ),
     Route(
         "notifications",
-        {
-            "source": ["order-service"],
-            "detail-type": ["OrderPlaced", "PaymentConfirmed", "OrderCompleted", "OrderCancelled"],
-        },
-        "Order events that change the public status, for customer notifications.",
+        {"source": [ORDER_SOURCE], "detail-type": list(ORDER_DETAIL_TYPES)},
+        "Every order event, for customer notifications of status changes.",
     ),
     Route(
-        "payments",
-        {"source": ["payment-service"]},
+        "saga",
+        {"source": [PAYMENT_SOURCE], "detail-type": list(PAYMENT_DETAIL_TYPES)},
         "Payment service events, for the payment saga.",
     ),
 )
+"""The consumers' routes: the CLI's ``bus setup`` and the CloudFormation template both use them."""
 
 
 @dataclass(frozen=True)

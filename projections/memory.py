@@ -34,13 +34,7 @@ class InMemoryViewStore(ViewStore):
         self._lock = threading.Lock()
 
     def commit(self, changes: Sequence[Change], advance: Advance | None = None) -> None:
-        if len(changes) > self.max_changes_per_commit:
-            msg = f"{len(changes)} changes exceed the {self.max_changes_per_commit} per commit"
-            raise ViewLimitError(msg)
-        ids = [row_id(change) for change in changes]
-        if len(set(ids)) != len(ids):
-            msg = "two changes of one commit address the same row: coalesce them first"
-            raise ValueError(msg)
+        check_commit(changes, self.max_changes_per_commit)
         with self._lock:
             if advance is not None:
                 actual = self._positions.get(advance.name)
@@ -115,3 +109,15 @@ def row_id(change: Change) -> RowId:
     if isinstance(change, Put):
         return (change.row.view, change.row.partition, change.row.key)
     return (change.view, change.partition, change.key)
+
+
+def check_commit(changes: Sequence[Change], maximum: int) -> None:
+    """Refuse a commit of more than ``maximum`` changes (:class:`ViewLimitError`) or with two
+    changes of one row (``ValueError``), before anything is written."""
+    if len(changes) > maximum:
+        msg = f"{len(changes)} changes exceed the {maximum} per commit"
+        raise ViewLimitError(msg)
+    ids = [row_id(change) for change in changes]
+    if len(set(ids)) != len(ids):
+        msg = "two changes of one commit address the same row: coalesce them first"
+        raise ValueError(msg)

@@ -1,4 +1,4 @@
-"""Stops the session's servers (each started lazily by the first test needing it)."""
+"""Stops the session's DynamoDB Local and moto servers (each started by the first test using it)."""
 
 from __future__ import annotations
 

@@ -10,6 +10,8 @@ import pytest
 from typer.testing import CliRunner
 
 from adapters.cli import app
+from adapters.dynamodb import DynamoDBDatastore
+from adapters.dynamodb_views import DynamoDBViewStore
 from tests.support.dynamodb_local import dynamodb_local
 
 runner = CliRunner()
@@ -29,13 +31,17 @@ def run_orders(*arguments: str) -> str:
 
 @pytest.fixture
 def dynamodb_table(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """A fresh event store table on DynamoDB Local, reached through the standard variables."""
+    """A fresh event store table (and its view table) on DynamoDB Local, reached through the
+    standard variables."""
     server = dynamodb_local()
     table = server.new_table()
+    views = DynamoDBViewStore(DynamoDBDatastore(server.client(), f"{table}-views"))
+    views.create_table_if_missing()
     for name, value in server.env(table).items():
         monkeypatch.setenv(name, value)
     yield table
     server.delete_table(table)
+    server.delete_table(views.datastore.table_name)
 
 
 def test_demo_places_orders_audits_one_and_persists_between_runs(tmp_path: Path) -> None:

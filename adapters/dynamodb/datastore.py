@@ -45,6 +45,7 @@ from adapters.dynamodb.table import (
     MAX_TRANSACTION_ACTIONS,
     MAX_TRANSACTION_BYTES,
     DynamoDBLimitError,
+    SortKeyType,
     create_table_if_missing,
     item_size,
 )
@@ -104,10 +105,10 @@ class DynamoDBDatastore:
         self.metrics.attach(client)
         self.poll_interval = poll_interval
 
-    def create_table_if_missing(self) -> bool:
+    def create_table_if_missing(self, sort_key_type: SortKeyType = "N") -> bool:
         """Creates the table unless it exists (development set-ups); True if it created it."""
         with translate_errors(self.table_name):
-            return create_table_if_missing(self.client, self.table_name)
+            return create_table_if_missing(self.client, self.table_name, sort_key_type)
 
     def get_item(self, key: Item) -> Item | None:
         """The item under ``key``, read strongly consistent, or None."""
@@ -172,6 +173,26 @@ class DynamoDBDatastore:
             items = page.get("Items", [])
             self.metrics.add_estimate("Query", read_units(sum(map(item_size, items))))
             yield from items
+            if "LastEvaluatedKey" not in page:
+                return
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def scan(self, filter_expression: str, values: Item, projection: str) -> Iterator[Item]:
+        """Every item matching ``filter_expression``, with the attributes ``projection``
+        names, one page at a time. It reads the whole table: for maintenance, never queries."""
+        kwargs: dict[str, Any] = {
+            "TableName": self.table_name,
+            "FilterExpression": filter_expression,
+            "ExpressionAttributeValues": values,
+            "ProjectionExpression": projection,
+            "ReturnConsumedCapacity": "TOTAL",
+        }
+        while True:
+            with translate_errors(self.table_name):
+                page = self.client.scan(**kwargs)
+            consumed = page.get("ConsumedCapacity", {}).get("CapacityUnits", 0.0)
+            self.metrics.add_estimate("Scan", float(consumed))
+            yield from page.get("Items", [])
             if "LastEvaluatedKey" not in page:
                 return
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]

@@ -1,10 +1,12 @@
 """The event store's table: key schema, provisioning, and DynamoDB's size limits.
 
-The table has a string partition key ``pk`` and a numeric sort key ``sk`` and nothing else
-(no indexes, no streams, no TTL). :func:`table_definition` returns the ``CreateTable``
-arguments; it is the single source of the schema, for :func:`create_table_if_missing` and for
-infrastructure as code (a CloudFormation ``AWS::DynamoDB::Table`` declares the same
-``AttributeDefinitions``, ``KeySchema`` and ``BillingMode``).
+The table has a string partition key ``pk`` and a numeric sort key ``sk``, no indexes, no
+TTL, and a DynamoDB Stream of new images (``NEW_IMAGE``), which the indexed write mode's
+indexer reads (:mod:`adapters.dynamodb.indexer`; the transactional mode does not need it).
+:func:`table_definition` returns the ``CreateTable`` arguments; it is the single source of the
+schema, for :func:`create_table_if_missing` and for infrastructure as code (a CloudFormation
+``AWS::DynamoDB::Table`` declares the same ``AttributeDefinitions``, ``KeySchema``,
+``BillingMode`` and ``StreamSpecification``).
 
 The limits are DynamoDB's documented ones. :func:`item_size` computes an item's size by
 DynamoDB's rules (attribute names count, lists and maps cost 3 bytes plus 1 per element,
@@ -15,7 +17,7 @@ is not rejected by DynamoDB for size.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from eventsourcing.persistence import DataError
 
@@ -48,26 +50,33 @@ class DynamoDBLimitError(DataError):
         self.maximum = maximum
 
 
-def table_definition(table_name: str) -> CreateTableInputTypeDef:
-    """The ``CreateTable`` arguments of an event store table named ``table_name``."""
+SortKeyType = Literal["N", "S"]
+
+
+def table_definition(table_name: str, sort_key_type: SortKeyType = "N") -> CreateTableInputTypeDef:
+    """The ``CreateTable`` arguments of an event store table named ``table_name`` (a view
+    store's table has the same keys with a string ``sort_key_type``)."""
     return {
         "TableName": table_name,
         "AttributeDefinitions": [
             {"AttributeName": PARTITION_KEY, "AttributeType": "S"},
-            {"AttributeName": SORT_KEY, "AttributeType": "N"},
+            {"AttributeName": SORT_KEY, "AttributeType": sort_key_type},
         ],
         "KeySchema": [
             {"AttributeName": PARTITION_KEY, "KeyType": "HASH"},
             {"AttributeName": SORT_KEY, "KeyType": "RANGE"},
         ],
         "BillingMode": "PAY_PER_REQUEST",
+        "StreamSpecification": {"StreamEnabled": True, "StreamViewType": "NEW_IMAGE"},
     }
 
 
-def create_table_if_missing(client: DynamoDBClient, table_name: str) -> bool:
+def create_table_if_missing(
+    client: DynamoDBClient, table_name: str, sort_key_type: SortKeyType = "N"
+) -> bool:
     """Creates the table unless it exists, waits until it is active; True if it created it."""
     try:
-        client.create_table(**table_definition(table_name))
+        client.create_table(**table_definition(table_name, sort_key_type))
     except client.exceptions.ResourceInUseException:
         created = False
     else:

@@ -63,11 +63,11 @@ def entries_of(service: OrderService, publisher: EventBridgePublisher) -> list[d
 
 def raw(server: MotoServer, entries: Sequence[dict[str, Any]]) -> tuple[float, int]:
     """Seconds to send ``entries`` 10 per call with boto3, and the calls made."""
-    client = server.events()
+    client = server.client("events")
     calls = 0
     started = time.perf_counter()
     for first in range(0, len(entries), 10):
-        response = client.put_events(Entries=entries[first : first + 10])  # type: ignore[arg-type]
+        response = client.put_events(Entries=entries[first : first + 10])
         assert response["FailedEntryCount"] == 0, response
         calls += 1
     return time.perf_counter() - started, calls
@@ -77,7 +77,7 @@ def relayed(
     server: MotoServer, service: OrderService, bus_name: str, name: str
 ) -> tuple[float, int]:
     """Seconds for a new relay (its own position ``name``) to publish the log, and its calls."""
-    publisher = EventBridgePublisher(server.events(), bus_name)
+    publisher = EventBridgePublisher(server.client("events"), bus_name)
     relay = relay_for(service, publisher, name=name, settings=RelaySettings(window=100))
     started = time.perf_counter()
     published = relay.run_until_caught_up(deadline=float("inf"))
@@ -94,13 +94,13 @@ def measure(
     def fresh_bus() -> str:
         server.reset()
         if wiring is not None:
-            set_up_bus(server.events(), server.sqs(), wiring)
+            set_up_bus(server.client("events"), server.client("sqs"), wiring)
             return wiring.bus_name
-        server.events().create_event_bus(Name="bare")
+        server.client("events").create_event_bus(Name="bare")
         return "bare"
 
     bus_name = fresh_bus()
-    entries = entries_of(service, EventBridgePublisher(server.events(), bus_name))
+    entries = entries_of(service, EventBridgePublisher(server.client("events"), bus_name))
     raw_rates: list[float] = []
     relay_rates: list[float] = []
     relay_calls = 0

@@ -8,14 +8,13 @@ from pathlib import Path
 import pytest
 
 from orders import OrderService
-from tests.relay.support import Bus, sqlite_service, wired_bus
-from tests.support.moto_server import moto_server
+from tests.relay.support import Bus, fresh_moto, sqlite_service, wired_bus
 
 
 @pytest.fixture
 def bus() -> Bus:
     """The default wiring set up on a freshly reset moto server."""
-    return wired_bus(moto_server())
+    return wired_bus(fresh_moto())
 
 
 @pytest.fixture

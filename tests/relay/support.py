@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -22,7 +23,7 @@ from adapters.wiring import BusWiring
 from orders import OrderEvent, OrderService
 from schemas import parse_envelope, to_envelope
 from schemas.generate import SCHEMA_DIR
-from tests.support.moto_server import MotoServer
+from tests.support.moto_server import MotoServer, moto_server
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
@@ -40,20 +41,22 @@ class Bus:
     resources: BusResources
 
     def publisher(self) -> EventBridgePublisher:
-        return EventBridgePublisher(self.server.events(), self.wiring.bus_name)
+        return EventBridgePublisher(self.server.client("events"), self.wiring.bus_name)
 
     def received(self, route: str) -> list[str]:
         """Every message body the route's queue holds now, in receive order (deleted)."""
-        return drain(self.server.sqs(), self.resources.queue_urls[route])
+        return drain(self.server.client("sqs"), self.resources.queue_urls[route])
 
     def received_dead_letters(self, route: str) -> list[str]:
         """Every message body the route's dead-letter queue holds now (deleted)."""
-        return drain(self.server.sqs(), self.resources.dead_letter_queue_urls[route])
+        return drain(self.server.client("sqs"), self.resources.dead_letter_queue_urls[route])
 
     def reader(self, *routes: str) -> QueueReader:
         """A thread receiving (and deleting) the messages of ``routes``' queues as they come:
         moto's receive costs time in proportion to the messages a queue holds."""
-        return QueueReader(self.server.sqs(), {r: self.resources.queue_urls[r] for r in routes})
+        return QueueReader(
+            self.server.client("sqs"), {r: self.resources.queue_urls[r] for r in routes}
+        )
 
 
 class QueueReader(threading.Thread):
@@ -89,9 +92,21 @@ class QueueReader(threading.Thread):
         self.join()
 
 
+def fresh_moto() -> MotoServer:
+    """The session's moto server, emptied."""
+    server = moto_server()
+    server.reset()
+    return server
+
+
+def child_env(server: MotoServer) -> dict[str, str]:
+    """This process's environment pointed at ``server``, for a child process."""
+    return {**os.environ, **server.env()}
+
+
 def wired_bus(server: MotoServer, wiring: BusWiring | None = None) -> Bus:
     wiring = wiring or BusWiring()
-    return Bus(server, wiring, set_up_bus(server.events(), server.sqs(), wiring))
+    return Bus(server, wiring, set_up_bus(server.client("events"), server.client("sqs"), wiring))
 
 
 def sqlite_service(directory: Path) -> OrderService:

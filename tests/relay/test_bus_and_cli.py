@@ -12,15 +12,15 @@ import pytest
 from typer.testing import CliRunner
 
 from adapters.cli import app
-from adapters.cloudwatch import NAMESPACE, CloudWatchMetrics
 from adapters.demo import run_demo
 from adapters.local import local_env
 from adapters.relay import UnpublishableEventError
-from adapters.relay_setup import RELAY_NAME, relay_for
+from adapters.relay_setup import relay_for
+from adapters.telemetry import DEFAULT_NAMESPACE, RELAY_STOPPED, CloudWatchMetrics, RelayMetrics
 from adapters.wiring import BusWiring, Route, matches
 from orders import OrderLine, OrderService
-from tests.relay.support import FAST, Bus, wired_bus
-from tests.support.moto_server import MotoServer, moto_server
+from tests.relay.support import FAST, Bus, fresh_moto, wired_bus
+from tests.support.moto_server import MotoServer
 
 runner = CliRunner()
 
@@ -28,7 +28,7 @@ runner = CliRunner()
 @pytest.fixture
 def server(monkeypatch: pytest.MonkeyPatch) -> MotoServer:
     """The session's moto server, reset, its endpoint in this process's environment."""
-    server = moto_server()
+    server = fresh_moto()
     for name, value in server.env().items():
         monkeypatch.setenv(name, value)
     return server
@@ -41,7 +41,7 @@ def test_bus_setup_creates_queues_with_the_values_users_were_given(server: MotoS
     for _ in range(2):
         result = runner.invoke(app, ["bus", "setup", "--bus", "shop"])
         assert result.exit_code == 0, result.output
-    sqs, events = server.sqs(), server.events()
+    sqs, events = server.client("sqs"), server.client("events")
     for route in BusWiring().routes:
         url = sqs.get_queue_url(QueueName=f"orders-{route.name}")["QueueUrl"]
         attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
@@ -67,13 +67,13 @@ def test_bus_setup_creates_queues_with_the_values_users_were_given(server: MotoS
 def test_a_message_received_three_times_goes_to_the_dead_letter_queue(bus: Bus) -> None:
     """Given a message on a route queue When it is received 3 times and never deleted
     Then the next receive finds it in the dead-letter queue."""
-    sqs = bus.server.sqs()
-    url = bus.resources.queue_urls["projections"]
+    sqs = bus.server.client("sqs")
+    url = bus.resources.queue_urls["views"]
     sqs.send_message(QueueUrl=url, MessageBody="{}")
     for _ in range(3):
         assert len(sqs.receive_message(QueueUrl=url, VisibilityTimeout=0)["Messages"]) == 1
     assert not sqs.receive_message(QueueUrl=url).get("Messages")
-    assert bus.received_dead_letters("projections") == ["{}"]
+    assert bus.received_dead_letters("views") == ["{}"]
 
 
 def test_rules_route_by_detail_status_on_the_bus_as_the_in_process_bus_does(
@@ -83,7 +83,7 @@ def test_rules_route_by_detail_status_on_the_bus_as_the_in_process_bus_does(
     relayed to moto Then that queue receives exactly the OrderCancelled events, and the
     in-process routing picks the same ones."""
     cancelled = Route("cancelled", {"detail": {"status": ["cancelled"]}}, "cancellations")
-    bus = wired_bus(moto_server(), BusWiring(routes=(cancelled,)))
+    bus = wired_bus(fresh_moto(), BusWiring(routes=(cancelled,)))
     run_demo(service, 40, seed=11)
     relay_for(service, bus.publisher(), settings=FAST).run_until_caught_up(time.time() + 60)
 
@@ -127,7 +127,7 @@ def test_relay_run_on_a_missing_bus_fails_with_one_line(server: MotoServer, tmp_
         ["--data-dir", str(tmp_path), "relay", "run", "--bus", "nowhere", "--poll-seconds", "0.1"],
     )
     assert result.exit_code == 1
-    error_lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    error_lines = [line for line in result.stderr.splitlines() if "error:" in line]
     assert len(error_lines) == 1 and "nowhere" in error_lines[0], result.stderr
     assert "Traceback" not in result.output
 
@@ -135,22 +135,23 @@ def test_relay_run_on_a_missing_bus_fails_with_one_line(server: MotoServer, tmp_
 def test_an_unpublishable_event_is_reported_to_cloudwatch(
     server: MotoServer, service: OrderService
 ) -> None:
-    """Given an event over the size limit When the relay reaching it stops
-    Then CloudWatch holds an UnpublishableEvents datum of 1 for the relay (an alarm's input)."""
+    """Given an event over the size limit When the relay reaching it stops (metrics to
+    CloudWatch, flushed as a worker does when it stops)
+    Then CloudWatch holds a RelayStopped sum of 1, the alarm's input."""
     lines = [OrderLine(f"SKU-{n}-" + "x" * 2000, 1, Decimal(1)) for n in range(70)]
     service.place_order("customer-big", lines, "EUR")
-    cloudwatch = server.cloudwatch()
+    cloudwatch = server.client("cloudwatch")
+    sink = CloudWatchMetrics(cloudwatch)
     bus = wired_bus(server)
-    metrics = CloudWatchMetrics(cloudwatch, {"Relay": RELAY_NAME})
-    relay = relay_for(service, bus.publisher(), settings=FAST, metrics=metrics)
+    relay = relay_for(service, bus.publisher(), settings=FAST, metrics=RelayMetrics(sink))
 
     with pytest.raises(UnpublishableEventError):
         relay.run_until_caught_up(time.time() + 60)
+    sink.flush()
 
     statistics = cloudwatch.get_metric_statistics(
-        Namespace=NAMESPACE,
-        MetricName="UnpublishableEvents",
-        Dimensions=[{"Name": "Relay", "Value": RELAY_NAME}],
+        Namespace=DEFAULT_NAMESPACE,
+        MetricName=RELAY_STOPPED.name,
         StartTime=datetime.now(UTC) - timedelta(minutes=10),
         EndTime=datetime.now(UTC) + timedelta(minutes=10),
         Period=60,

@@ -20,6 +20,7 @@ from adapters.relay import (
     UnpublishableEventError,
 )
 from adapters.relay_setup import relay_for
+from adapters.wiring import BusWiring, Route
 from orders import OrderLine, OrderService
 from schemas import Envelope
 from tests.relay.support import FAST
@@ -34,8 +35,9 @@ class ScriptedBus(InProcessBus):
         self,
         refuse: Callable[[Entry, int], Rejection | None] = lambda entry, attempt: None,
         handlers: Mapping[str, Callable[[Envelope], None]] | None = None,
+        wiring: BusWiring | None = None,
     ) -> None:
-        super().__init__(handlers or {})
+        super().__init__(handlers or {}, wiring)
         self.refuse = refuse
         self.calls: list[list[Entry]] = []
         self.refused: list[list[Entry]] = []
@@ -228,36 +230,42 @@ def test_a_relay_without_the_lease_publishes_nothing(service: OrderService) -> N
 def test_the_in_process_bus_routes_like_the_rules_and_dead_letters_a_failing_handler(
     service: OrderService,
 ) -> None:
-    """Given handlers for the projections and notifications routes, the notifications one
-    failing for one order When the relay publishes 2 paid-and-shipped orders
-    Then projections gets all 6 events in order; notifications gets OrderPlaced and
-    PaymentConfirmed only (OrderShipped changes no status), the failing ones tried 3 times
-    and then dead-lettered, without holding up the relay."""
+    """Given a route of every order event and one of processing orders (by detail.status),
+    the latter's handler failing for one order When the relay publishes 2 paid-and-shipped
+    orders Then the first gets all 6 events, each order's in order; the second gets
+    PaymentConfirmed and OrderShipped of each order, the failing ones tried 3 times and then
+    dead-lettered, without holding up the relay."""
     place(service, 2)
     failing_order = service.recorder.select_notifications(1, 1)[0].originator_id
-    seen: dict[str, list[tuple[object, str]]] = {"projections": [], "notifications": []}
+    wiring = BusWiring(
+        routes=(
+            Route("all", {"source": ["order-service"]}, "every order event"),
+            Route("paid", {"detail": {"status": ["processing"]}}, "processing orders"),
+        )
+    )
+    seen: dict[str, list[tuple[object, str]]] = {"all": [], "paid": []}
 
-    def projections(envelope: Envelope) -> None:
-        seen["projections"].append((envelope.detail.order_id, envelope.detail_type))
+    def every(envelope: Envelope) -> None:
+        seen["all"].append((envelope.detail.order_id, envelope.detail_type))
 
-    def notifications(envelope: Envelope) -> None:
-        seen["notifications"].append((envelope.detail.order_id, envelope.detail_type))
+    def paid(envelope: Envelope) -> None:
+        seen["paid"].append((envelope.detail.order_id, envelope.detail_type))
         if envelope.detail.order_id == failing_order:
             raise RuntimeError("SNS is down")
 
-    bus = ScriptedBus(handlers={"projections": projections, "notifications": notifications})
+    bus = ScriptedBus(handlers={"all": every, "paid": paid}, wiring=wiring)
     assert relay_to(service, bus).run_until_caught_up(deadline=float("inf")) == 6
 
     def of_order(route: str, failing: bool) -> list[str]:
         return [kind for order, kind in seen[route] if (order == failing_order) == failing]
 
     journey = ["OrderPlaced", "PaymentConfirmed", "OrderShipped"]
-    assert of_order("projections", True) == of_order("projections", False) == journey
-    assert of_order("notifications", False) == ["OrderPlaced", "PaymentConfirmed"]
-    assert of_order("notifications", True) == ["OrderPlaced"] * 3 + ["PaymentConfirmed"] * 3
+    assert of_order("all", True) == of_order("all", False) == journey
+    assert of_order("paid", False) == ["PaymentConfirmed", "OrderShipped"]
+    assert of_order("paid", True) == ["PaymentConfirmed"] * 3 + ["OrderShipped"] * 3
     assert [(d.route, d.envelope.detail_type) for d in bus.dead_letters] == [
-        ("notifications", "OrderPlaced"),
-        ("notifications", "PaymentConfirmed"),
+        ("paid", "PaymentConfirmed"),
+        ("paid", "OrderShipped"),
     ]
     with pytest.raises(KeyError, match="no route 'nowhere'"):
-        InProcessBus({"nowhere": projections})
+        InProcessBus({"nowhere": every})

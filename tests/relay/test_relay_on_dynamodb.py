@@ -13,9 +13,13 @@ from adapters import relay_lambda
 from adapters.dynamodb.lease import DynamoDBLease
 from orders import OrderLine, OrderService
 from schemas import event_id
-from tests.relay.support import assert_keeps_the_contract, stored_order_events, wired_bus
+from tests.relay.support import (
+    assert_keeps_the_contract,
+    fresh_moto,
+    stored_order_events,
+    wired_bus,
+)
 from tests.support.dynamodb_local import DynamoDBLocalTestCase
-from tests.support.moto_server import moto_server
 
 pytestmark = pytest.mark.dynamodb
 
@@ -32,7 +36,7 @@ class TestRelayLambdaOnDynamoDB(DynamoDBLocalTestCase):
         """Given 20 orders' events in a DynamoDB event store When the Lambda handler runs
         Then the queue receives each event once, valid, with the lease kept in the table;
         a second invocation publishes nothing (lag 0)."""
-        server = moto_server()
+        server = fresh_moto()
         bus = wired_bus(server)
         env = {**self.dynamodb_env(), **server.env(), "ORDERS_RELAY_LEASE_SECONDS": "5"}
         with mock.patch.dict(os.environ, env):
@@ -49,7 +53,7 @@ class TestRelayLambdaOnDynamoDB(DynamoDBLocalTestCase):
             first = relay_lambda.handler({}, Context())
             second = relay_lambda.handler({}, Context())
 
-        bodies = bus.received("projections")
+        bodies = bus.received("views")
         self.assertEqual(first, {"published": 40, "position": 40, "lag": 0})
         self.assertEqual(second, {"published": 0, "position": 40, "lag": 0})
         self.assertEqual(sorted(json.loads(b)["id"] for b in bodies), sorted(stored))

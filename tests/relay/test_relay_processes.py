@@ -21,8 +21,7 @@ from adapters.local import SQLiteLease
 from adapters.relay_setup import RELAY_NAME, status_of
 from orders import OrderLine, OrderService
 from schemas import Envelope, event_id, parse_envelope
-from tests.relay.support import Bus, QueueReader, stored_order_events
-from tests.support.moto_server import child_env
+from tests.relay.support import Bus, QueueReader, child_env, stored_order_events
 
 ORDERS = str(Path(sys.executable).parent / "orders")
 LINES = [OrderLine("SKU-1", 1, Decimal("2.50"))]
@@ -83,14 +82,14 @@ def holds_lease(service: OrderService, process: subprocess.Popen[bytes]) -> bool
 
 
 def delivered_ids(queues: QueueReader) -> list[str]:
-    return [json.loads(body)["id"] for body in queues.bodies["projections"]]
+    return [json.loads(body)["id"] for body in queues.bodies["views"]]
 
 
 @pytest.mark.parametrize(
     ("events", "kills"),
     [
         pytest.param(150, 5, id="150-events-5-kills"),
-        pytest.param(1000, 20, id="1000-events-20-kills", marks=pytest.mark.relay_acceptance),
+        pytest.param(1000, 20, id="1000-events-20-kills", marks=pytest.mark.acceptance),
     ],
 )
 def test_a_relay_killed_at_random_moments_delivers_everything_at_least_once(
@@ -104,7 +103,7 @@ def test_a_relay_killed_at_random_moments_delivers_everything_at_least_once(
     stored = store_events(service, events)
     rng = random.Random(7)
     killed_while_behind = 0
-    with bus.reader("projections") as queues:
+    with bus.reader("views") as queues:
         for _ in range(kills):
             relay = start_relay(tmp_path, bus, lease_seconds=1.0, poll_seconds=0.1)
             wait_for(partial(holds_lease, service, relay), 60, "the relay took the lease")
@@ -128,7 +127,7 @@ def test_a_relay_killed_at_random_moments_delivers_everything_at_least_once(
     assert set(delivered) == set(stored)
     assert killed_while_behind >= kills // 2
     by_id: dict[str, Envelope] = {}
-    for body in queues.bodies["projections"]:
+    for body in queues.bodies["views"]:
         envelope = parse_envelope(body)
         assert by_id.setdefault(str(envelope.id), envelope) == envelope
     first_versions: dict[object, list[int]] = {}
@@ -150,7 +149,7 @@ def test_two_relays_publish_each_event_once_and_the_survivor_takes_over_after_a_
     stored next, each event once."""
     lease_seconds, poll_seconds = 2.0, 0.2
     stored = store_events(service, 150)
-    with bus.reader("projections") as queues:
+    with bus.reader("views") as queues:
         relays = [start_relay(tmp_path, bus, lease_seconds, poll_seconds) for _ in range(2)]
         wait_for(lambda: status_of(service).lag == 0, 120, "the relays caught up")
         holder = next(relay for relay in relays if holds_lease(service, relay))

@@ -1,69 +1,67 @@
-"""One moto server per test session, on 127.0.0.1, reset between tests.
+"""One moto server per test session, in its own process on a loopback port, reset per test.
 
-:func:`moto_server` starts ``moto.server.ThreadedMotoServer`` (the HTTP server moto ships) in a
-thread of the test process on a free loopback port on first use, and returns the same server
-afterwards; :func:`stop_moto_server` (called at session end by ``tests/conftest.py``, and at
-exit) stops it. Clients reach it over HTTP like any AWS endpoint, from this process or from
-child processes (:meth:`MotoServer.env`).
+The server is moto's, with one fix to its delivery of transformed events (see
+:mod:`tests.support.moto_fixed`).
 
-One fix to moto 5.2.5 is applied while the server runs, narrowly: when a rule's
-``InputTransformer`` output has a ``time`` field, moto's SQS delivery converts it with
-``float()`` as if it were its own epoch timestamp, which raises for any ISO 8601 string and
-drops the message (AWS delivers the transformer's output as it is). :func:`_deliver_time_as_given`
-makes moto leave a string ``time`` untouched; its own numeric times are still converted.
+:func:`moto_server` starts ``moto_server`` on first use and returns it; later calls return the
+same one. :meth:`MotoServer.reset` empties every service (call it at the start of each test).
+The server runs under the same stdin guard as DynamoDB Local (it dies with this process) and is
+stopped by :func:`stop_moto_server` at session end and at interpreter exit.
 """
 
 from __future__ import annotations
 
 import atexit
 import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
 import urllib.request
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import Any
 
 import boto3
-from moto.events.models import Rule
-from moto.server import ThreadedMotoServer
+from botocore.config import Config
 
-if TYPE_CHECKING:
-    from mypy_boto3_cloudwatch import CloudWatchClient
-    from mypy_boto3_events import EventBridgeClient
-    from mypy_boto3_sqs import SQSClient
+from tests.support.dynamodb_local import (
+    _GUARD,
+    ACCESS_KEY_ID,
+    REGION,
+    REPO_ROOT,
+    SECRET_ACCESS_KEY,
+    _free_port,
+)
 
-REGION = "us-east-1"
-ACCESS_KEY_ID = "testing"
-SECRET_ACCESS_KEY = "testing"
-
-
-class _TimeAsGiven(dict[str, Any]):
-    """An event whose ``time`` moto's SQS delivery must not convert (see the module doc)."""
-
-    def __contains__(self, key: object) -> bool:
-        return key != "time" and super().__contains__(key)
-
-
-_original_send_to_sqs_queue = Rule._send_to_sqs_queue
-
-
-def _deliver_time_as_given(
-    self: Rule, resource_id: str, event: dict[str, Any], group_id: str | None = None
-) -> None:
-    if isinstance(event.get("time"), str):
-        event = _TimeAsGiven(event)
-    _original_send_to_sqs_queue(self, resource_id, event, group_id)
+START_TIMEOUT = 30.0
 
 
 class MotoServer:
-    """A running moto server on ``endpoint_url``."""
+    """A running moto server: its endpoint, clients on it, and a reset of its state."""
 
-    def __init__(self) -> None:
-        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-        self._server.start()
-        host, port = self._server.get_host_and_port()
-        self.endpoint_url = f"http://{host}:{port}"
-        Rule._send_to_sqs_queue = _deliver_time_as_given  # type: ignore[method-assign]
+    def __init__(self, process: subprocess.Popen[bytes], port: int, log_path: Path) -> None:
+        self.process = process
+        self.port = port
+        self.log_path = log_path
+
+    @property
+    def endpoint_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def client(self, service: str, **config: Any) -> Any:
+        """A boto3 client of ``service`` on this server (fake credentials, us-east-1)."""
+        return boto3.client(
+            service,  # type: ignore[call-overload]
+            endpoint_url=self.endpoint_url,
+            region_name=REGION,
+            aws_access_key_id=ACCESS_KEY_ID,
+            aws_secret_access_key=SECRET_ACCESS_KEY,
+            config=Config(**config),
+        )
 
     def env(self) -> dict[str, str]:
-        """Variables that point boto3 (in any process) at this server."""
+        """The standard AWS variables that point every client at this server."""
         return {
             "AWS_ENDPOINT_URL": self.endpoint_url,
             "AWS_DEFAULT_REGION": REGION,
@@ -71,58 +69,74 @@ class MotoServer:
             "AWS_SECRET_ACCESS_KEY": SECRET_ACCESS_KEY,
         }
 
-    def _client(self, service: str) -> Any:
-        return boto3.client(
-            service,  # type: ignore[call-overload]
-            endpoint_url=self.endpoint_url,
-            region_name=REGION,
-            aws_access_key_id=ACCESS_KEY_ID,
-            aws_secret_access_key=SECRET_ACCESS_KEY,
-        )
-
-    def events(self) -> EventBridgeClient:
-        client: EventBridgeClient = self._client("events")
-        return client
-
-    def sqs(self) -> SQSClient:
-        client: SQSClient = self._client("sqs")
-        return client
-
-    def cloudwatch(self) -> CloudWatchClient:
-        client: CloudWatchClient = self._client("cloudwatch")
-        return client
-
     def reset(self) -> None:
-        """Forgets every resource of every service."""
+        """Forget every queue, topic, bus and metric."""
         request = urllib.request.Request(f"{self.endpoint_url}/moto-api/reset", method="POST")
-        with urllib.request.urlopen(request, timeout=30):
+        with urllib.request.urlopen(request, timeout=10):
             pass
 
     def stop(self) -> None:
-        self._server.stop()
-        Rule._send_to_sqs_queue = _original_send_to_sqs_queue  # type: ignore[method-assign]
+        if self.process.stdin is not None:
+            self.process.stdin.close()
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, 9)
+            self.process.wait()
+        self.log_path.unlink(missing_ok=True)
+
+    @classmethod
+    def start(cls) -> MotoServer:
+        port = _free_port()
+        log_fd, log_name = tempfile.mkstemp(prefix="moto-server-", suffix=".log")
+        command = [sys.executable, "-m", "tests.support.moto_fixed"]
+        process = subprocess.Popen(
+            ["sh", "-c", _GUARD, "moto-guard", *command, "-H", "127.0.0.1", "-p", str(port)],
+            cwd=REPO_ROOT,
+            stdin=subprocess.PIPE,
+            stdout=log_fd,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        os.close(log_fd)
+        server = cls(process, port, Path(log_name))
+        deadline = time.monotonic() + START_TIMEOUT
+        while True:
+            if process.poll() is not None:
+                log = server.log_path.read_text(errors="replace")[-2000:]
+                server.stop()
+                msg = f"moto_server exited with status {process.returncode}: {log}"
+                raise RuntimeError(msg)
+            try:
+                server.reset()
+            except OSError:
+                if time.monotonic() > deadline:
+                    server.stop()
+                    msg = f"moto_server did not answer within {START_TIMEOUT:.0f} s"
+                    raise RuntimeError(msg) from None
+                time.sleep(0.1)
+            else:
+                return server
 
 
 _server: MotoServer | None = None
+_server_lock = threading.Lock()
 
 
 def moto_server() -> MotoServer:
-    """The session's moto server, started on first use, reset for the caller."""
-    global _server  # noqa: PLW0603 - one server per session, started lazily
-    if _server is None:
-        _server = MotoServer()
-        atexit.register(stop_moto_server)
-    _server.reset()
-    return _server
+    """The session's moto server, started on first call."""
+    global _server  # noqa: PLW0603 - one server per process, by design.
+    with _server_lock:
+        if _server is None:
+            _server = MotoServer.start()
+            atexit.register(stop_moto_server)
+        return _server
 
 
 def stop_moto_server() -> None:
-    global _server  # noqa: PLW0603
-    if _server is not None:
-        _server.stop()
-        _server = None
-
-
-def child_env(server: MotoServer, **extra: str) -> dict[str, str]:
-    """This process's environment pointed at ``server``, for a child process."""
-    return {**os.environ, **server.env(), **extra}
+    """Stops the session's moto server if one was started; safe to call more than once."""
+    global _server
+    with _server_lock:
+        server, _server = _server, None
+    if server is not None:
+        server.stop()

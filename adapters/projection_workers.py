@@ -1,0 +1,136 @@
+"""How projections run: view stores per backend, the long-lived worker loop, and a Lambda handler.
+
+- Local backend: views in ``views.sqlite3`` beside the events file, in-process runners.
+- DynamoDB: views in their own table, ``$ORDERS_VIEWS_TABLE`` or ``<events table>-views``
+  (created if missing when ``DYNAMODB_CREATE_TABLE=y``), through the event store's client.
+- :func:`handler`: an AWS Lambda handler (scheduled, or fired by the table's stream) that
+  processes what is new in the log for every projection and returns; the next invocation
+  resumes from the tracked positions.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from eventsourcing.utils import strtobool
+
+from adapters.dynamodb import DynamoDBDatastore, DynamoDBFactory
+from adapters.dynamodb_views import DynamoDBViewStore
+from adapters.sqlite_views import SQLiteViewStore
+from adapters.telemetry import PROJECTION_LAG, MetricsSink, metrics_from_env
+from orders import OrderService
+from projections.ports import ViewStore
+from projections.runtime import Runner
+from projections.views import PROJECTIONS, projection_named
+
+VIEWS_FILE_NAME = "views.sqlite3"
+LAG_REPORT_SECONDS = 60.0
+VIEWS_TABLE_VARIABLE = "ORDERS_VIEWS_TABLE"
+
+
+def sqlite_view_store(data_dir: Path) -> SQLiteViewStore:
+    """The local backend's view store, in ``data_dir``."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    return SQLiteViewStore(data_dir / VIEWS_FILE_NAME)
+
+
+def dynamodb_view_store(service: OrderService, events_table: str) -> DynamoDBViewStore:
+    """The view store of a service on DynamoDB: its own table, the service's client."""
+    factory = service.factory
+    if not isinstance(factory, DynamoDBFactory):
+        msg = "the service does not run on the DynamoDB persistence module"
+        raise TypeError(msg)
+    table = os.environ.get(VIEWS_TABLE_VARIABLE) or f"{events_table}-views"
+    store = DynamoDBViewStore(DynamoDBDatastore(factory.datastore.client, table))
+    if strtobool(os.environ.get(DynamoDBFactory.DYNAMODB_CREATE_TABLE, "no")):
+        store.create_table_if_missing()
+    return store
+
+
+def runners(
+    service: OrderService,
+    store: ViewStore,
+    names: Iterable[str] = (),
+    **options: Any,
+) -> list[Runner]:
+    """A live runner per projection named (all if none), on ``service``'s log."""
+    chosen = [projection_named(name) for name in names] or list(PROJECTIONS.values())
+    decode = service.mapper.to_domain_event
+    return [Runner(p, store, service.recorder, decode, **options) for p in chosen]
+
+
+def report_lag(workers: list[Runner], metrics: MetricsSink) -> None:
+    """Gauge each projection's lag: notifications between its position and the log head."""
+    for runner in workers:
+        progress = runner.progress()
+        lag = progress.head - progress.position
+        metrics.gauge(PROJECTION_LAG, lag, Projection=runner.projection.name)
+
+
+def run_worker(
+    workers: list[Runner],
+    stop: threading.Event,
+    poll_interval: float = 0.2,
+    metrics: MetricsSink | None = None,
+) -> None:
+    """Follow the log with every runner until ``stop`` is set, idle ones waiting
+    ``poll_interval``. Each batch commits whole, so stopping loses nothing. With ``metrics``,
+    reports the projections' lag once a minute and flushes them when stopped."""
+    reported = float("-inf")
+    while not stop.is_set():
+        if metrics is not None and time.monotonic() - reported >= LAG_REPORT_SECONDS:
+            report_lag(workers, metrics)
+            reported = time.monotonic()
+        busy = False
+        for runner in workers:
+            if stop.is_set():
+                return
+            busy |= runner.run_once() == runner.batch_size
+        if not busy:
+            stop.wait(poll_interval)
+    if metrics is not None:
+        metrics.flush()
+
+
+def process_new(workers: list[Runner], seconds_left: float) -> dict[str, int]:
+    """Process what is new for each runner, stopping when ``seconds_left`` runs out; the
+    notifications processed per projection."""
+    deadline = time.monotonic() + seconds_left
+    processed: dict[str, int] = {}
+    for runner in workers:
+        stop = threading.Event()
+        timer = threading.Timer(max(0.0, deadline - time.monotonic()), stop.set)
+        timer.start()
+        try:
+            processed[runner.projection.name] = runner.catch_up(stop=stop)
+        finally:
+            timer.cancel()
+    return processed
+
+
+_lambda_runners: list[Runner] = []
+
+
+def handler(event: Mapping[str, Any], context: Any) -> dict[str, Any]:
+    """AWS Lambda entry point: process what is new in every projection, then return.
+
+    Reads ``DYNAMODB_TABLE_NAME`` (events) and ``ORDERS_VIEWS_TABLE`` from the environment;
+    stops 10 s before the invocation's deadline. Returns the notifications processed and
+    each projection's position.
+    """
+    if not _lambda_runners:
+        table = os.environ["DYNAMODB_TABLE_NAME"]
+        service = OrderService(env={"PERSISTENCE_MODULE": "adapters.dynamodb"})
+        _lambda_runners.extend(runners(service, dynamodb_view_store(service, table)))
+    seconds_left = context.get_remaining_time_in_millis() / 1000 - 10 if context else 60.0
+    processed = process_new(_lambda_runners, seconds_left)
+    metrics = metrics_from_env()
+    report_lag(_lambda_runners, metrics)
+    metrics.flush()
+    positions = {r.projection.name: r.progress().position for r in _lambda_runners}
+    return {"processed": processed, "positions": positions}
