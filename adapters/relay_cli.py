@@ -21,10 +21,14 @@ from rich.table import Table
 
 from adapters.eventbridge import EventBridgePublisher, set_up_bus
 from adapters.inprocess import Handler, InProcessBus
+from adapters.projections_cli import backends
 from adapters.relay import Publisher, RelaySettings
 from adapters.relay_setup import relay_for, status_of
 from adapters.telemetry import RelayMetrics
 from adapters.wiring import BusWiring
+from orders import OrderService
+from projections.downstream import DownstreamProjection, store_reader
+from projections.ports import ViewStore
 
 relay_app = typer.Typer(no_args_is_help=True, help="The outbox relay: the log to the bus.")
 bus_app = typer.Typer(no_args_is_help=True, help="The event bus, its rules and queues.")
@@ -40,9 +44,11 @@ class Target(StrEnum):
     IN_PROCESS = "in-process"
 
 
-def local_handlers() -> Mapping[str, Handler]:
-    """The consumers the in-process bus delivers to, by route (none are registered yet)."""
-    return {}
+def local_handlers(service: OrderService, store: ViewStore) -> Mapping[str, Handler]:
+    """The consumers the in-process bus delivers to, by route: the downstream views (in
+    ``store``, reading gaps from ``service``). Notifications need SNS and the saga takes
+    payment events, which the order log does not hold: they run on the SQS path only."""
+    return {"views": DownstreamProjection(store, missing_events=store_reader(service))}
 
 
 @bus_app.command("setup")
@@ -74,20 +80,26 @@ def relay_run(  # noqa: PLR0917 - one parameter per option
     window: Annotated[int, typer.Option(min=1, help="Events per position update")] = 100,
     lease_seconds: Annotated[float, typer.Option(min=0.1, help="Lease term")] = 30.0,
     poll_seconds: Annotated[float, typer.Option(min=0.01, help="Pause when idle")] = 1.0,
+    once: Annotated[bool, typer.Option(help="Stop when the log is published")] = False,
 ) -> None:
-    """Publish the log until SIGTERM or Ctrl-C (one relay at a time holds the lease)."""
+    """Publish the log until SIGTERM or Ctrl-C (one relay at a time holds the lease).
+
+    ``--to in-process`` hands each envelope to the local consumers (the downstream views, as
+    ``orders downstream`` shows them) instead of EventBridge.
+    """
     from adapters.cli import settings_of  # noqa: PLC0415 - adapters.cli imports this module
 
     options = settings_of(context)
     publisher: Publisher
     if to is Target.EVENTBRIDGE:
+        service = options.service()
         publisher = EventBridgePublisher(boto3.client("events"), bus)
     else:
-        publisher = InProcessBus(local_handlers())
+        local = backends(context)
+        service = local.service
+        publisher = InProcessBus(local_handlers(service, local.store))
     settings = RelaySettings(window=window, lease_seconds=lease_seconds, poll_seconds=poll_seconds)
-    relay = relay_for(
-        options.service(), publisher, settings=settings, metrics=RelayMetrics(options.metrics)
-    )
+    relay = relay_for(service, publisher, settings=settings, metrics=RelayMetrics(options.metrics))
 
     def stop(*_: Any) -> None:
         relay.stop()
@@ -96,7 +108,10 @@ def relay_run(  # noqa: PLR0917 - one parameter per option
     signal.signal(signal.SIGINT, stop)
     typer.echo(f"relay {relay.owner}: publishing to {to.value} {bus}", err=True)
     try:
-        relay.run()
+        if once:
+            relay.run_until_caught_up(deadline=float("inf"))
+        else:
+            relay.run()
     finally:
         counters = relay.counters
         typer.echo(

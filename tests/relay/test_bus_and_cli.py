@@ -14,12 +14,14 @@ from typer.testing import CliRunner
 from adapters.cli import app
 from adapters.demo import run_demo
 from adapters.local import local_env
+from adapters.projection_workers import sqlite_view_store
 from adapters.relay import UnpublishableEventError
 from adapters.relay_setup import relay_for
 from adapters.telemetry import DEFAULT_NAMESPACE, RELAY_STOPPED, CloudWatchMetrics, RelayMetrics
 from adapters.wiring import BusWiring, Route, matches
 from orders import OrderLine, OrderService
-from tests.relay.support import FAST, Bus, fresh_moto, wired_bus
+from projections.downstream import DownstreamQueries
+from tests.relay.support import FAST, Bus, fresh_moto, stored_order_events, wired_bus
 from tests.support.moto_server import MotoServer
 
 runner = CliRunner()
@@ -166,3 +168,31 @@ def _row(output: str, name: str) -> str:
         if cells[0] == name:
             return cells[1]
     raise AssertionError(f"no row {name!r} in:\n{output}")
+
+
+def test_relay_run_in_process_feeds_the_local_downstream_views(tmp_path: Path) -> None:
+    """Given a demo's orders on the local backend When ``orders relay run --to in-process
+    --once`` runs Then it stops at the log head, and every order shows in its customer's
+    downstream history with the status the store has for it."""
+    data_dir = ["--data-dir", str(tmp_path)]
+    assert runner.invoke(app, [*data_dir, "demo", "--orders", "15"]).exit_code == 0
+
+    result = runner.invoke(app, [*data_dir, "relay", "run", "--to", "in-process", "--once"])
+
+    with OrderService(env=local_env(tmp_path)) as service:
+        head = service.recorder.max_notification_id()
+        orders = {
+            event.originator_id: event.customer_id
+            for event in stored_order_events(service)
+            if event.originator_version == 1
+        }
+        expected = {str(order_id): service.get_order(order_id).status for order_id in orders}
+    assert result.exit_code == 0, result.output
+    assert f"stopped at position {head}" in result.stderr
+    queries = DownstreamQueries(sqlite_view_store(tmp_path))
+    shown = {
+        row.data["orderId"]: row.data["status"]
+        for customer in set(orders.values())
+        for row in queries.customer_orders(customer, limit=100).rows
+    }
+    assert shown == expected
