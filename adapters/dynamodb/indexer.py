@@ -92,6 +92,7 @@ MAX_EVENT_BYTES_PER_WRITE = 3_500_000
 """Encoded event bytes per write (log batches stay within a transaction's 4 MB)."""
 MAX_WRITE_ATTEMPTS = 50
 """Tries of one write that keeps being cancelled for a transaction conflict."""
+SHARDS_REFRESH_SECONDS = 60.0
 CACHE_SIZE = 100_000
 """Streams whose indexed version the indexer remembers (least recently used dropped)."""
 
@@ -214,6 +215,9 @@ class Indexer:
         self._indexed: OrderedDict[str, int] = OrderedDict()
         self._shards: dict[str, _Shard] = {}
         self._arn = ""
+        self._described_at = 0.0
+        self.records_read = 0
+        """Stream records the last poll read (of any kind)."""
         self._position = 0
         self._checkpoint: dict[str, str] = {}
         self._loaded = False
@@ -260,13 +264,13 @@ class Indexer:
                 stopping.wait(self.poll_interval)
 
     def catch_up(self, *, timeout: float = 60.0) -> int:
-        """Indexes until a pass over every shard finds nothing new; the events indexed."""
+        """Indexes until a pass over every shard reads no record; the events indexed."""
         deadline = time.monotonic() + timeout
         total = 0
         while True:
             indexed = self.poll_once()
             total += indexed
-            if indexed == 0:
+            if indexed == 0 and self.records_read == 0:
                 return total
             if time.monotonic() > deadline:
                 msg = f"indexer did not catch up within {timeout} s"
@@ -281,6 +285,7 @@ class Indexer:
         """
         if not self._loaded:
             self.load()
+        self.records_read = 0
         try:
             batches = [b for shard in self._readable_shards() for b in self._read_page(shard)]
             return self.index(batches, checkpoint=self._checkpoint_after) if batches else 0
@@ -328,9 +333,12 @@ class Indexer:
                 del self._shards[shard_id]
 
     def _readable_shards(self) -> list[_Shard]:
-        """Shards not finished whose parent is finished or gone (children after parents)."""
-        if not self._shards or all(s.finished for s in self._shards.values()):
+        """Shards not finished whose parent is finished or gone (children after parents);
+        the stream's shards are listed again every minute and when all are finished."""
+        stale = time.monotonic() - self._described_at > SHARDS_REFRESH_SECONDS
+        if stale or all(s.finished for s in self._shards.values()):
             self._describe_shards()
+            self._described_at = time.monotonic()
         return [
             shard
             for shard in self._shards.values()
@@ -350,6 +358,7 @@ class Indexer:
             return []
         batches = []
         previous = shard.read_until or self._checkpoint.get(shard.shard_id)
+        self.records_read += len(page.get("Records", []))
         for record in page.get("Records", []):
             sequence = record["dynamodb"]["SequenceNumber"]
             batch = self.batch_of(record, Position(shard.shard_id, sequence, previous))
@@ -790,8 +799,15 @@ def rebuild(indexer: Indexer) -> int:
     Safe while an indexer runs (the log head's condition lets one writer advance at a time)
     and safe to repeat: what is indexed already is dropped by the indexed-version check.
     """
-    indexer.load()
-    return indexer.index(stream_items(indexer.datastore, indexer.events_namespace))
+    batches = stream_items(indexer.datastore, indexer.events_namespace)
+    for _ in range(MAX_WRITE_ATTEMPTS):
+        indexer.load()
+        try:
+            return indexer.index(batches)
+        except IndexerFencedError:
+            continue  # A running indexer advanced the head: number from where it is now.
+    msg = "rebuild: the log head kept moving (is an indexer writing flat out?)"
+    raise OperationalError(msg)
 
 
 # -- Lambda -----------------------------------------------------------------------------------
