@@ -35,7 +35,9 @@ hours). :func:`lambda_handler` runs it on a Lambda event source mapping.
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
+import functools
 import logging
 import os
 import threading
@@ -117,8 +119,9 @@ class StreamBatch:
     events: list[Item]
     position: Position | None = None
 
-    @property
+    @functools.cached_property
     def size(self) -> int:
+        """Bytes of the encoded events (what a write of them carries)."""
         return sum(1 + value_size(event) for event in self.events)
 
     @classmethod
@@ -130,6 +133,17 @@ class StreamBatch:
             events=list(item[EVENTS]["L"]),
             position=position,
         )
+
+
+@dataclass(frozen=True)
+class _Page:
+    """One ``GetRecords`` page of a shard: its batches, and where the shard stood after it."""
+
+    shard_id: str
+    batches: list[StreamBatch]
+    records: int
+    read_until: str | None
+    finished: bool
 
 
 class IndexerFencedError(OperationalError):
@@ -216,6 +230,10 @@ class Indexer:
         self._shards: dict[str, _Shard] = {}
         self._arn = ""
         self._described_at = 0.0
+        self._marks: dict[str, tuple[str | None, bool]] = {}
+        """Per shard, where the pages handed to indexing ended, and whether it finished."""
+        self._reader: concurrent.futures.ThreadPoolExecutor | None = None
+        self._prefetched: concurrent.futures.Future[list[_Page]] | None = None
         self.records_read = 0
         """Stream records the last poll read (of any kind)."""
         self._position = 0
@@ -228,6 +246,10 @@ class Indexer:
 
     def load(self) -> None:
         """(Re)reads the log head and checkpoint; forgets what it cached of streams."""
+        if self._prefetched is not None:
+            concurrent.futures.wait([self._prefetched])  # Its pages are dropped.
+            self._prefetched = None
+        self._marks.clear()
         item = self.datastore.get_item(self._head_key) or {}
         self._position = int(item[NOTIFICATION_ID]["N"]) if NOTIFICATION_ID in item else 0
         self._checkpoint = {k: v["S"] for k, v in item.get(CHECKPOINT, {}).get("M", {}).items()}
@@ -285,9 +307,20 @@ class Indexer:
         """
         if not self._loaded:
             self.load()
-        self.records_read = 0
         try:
-            batches = [b for shard in self._readable_shards() for b in self._read_page(shard)]
+            if self._prefetched is not None:
+                pages, self._prefetched = self._prefetched.result(), None
+            else:
+                pages = self._read_pages()
+            self.records_read = sum(page.records for page in pages)
+            for page in pages:
+                self._marks[page.shard_id] = (page.read_until, page.finished)
+            batches = [batch for page in pages for batch in page.batches]
+            if self.records_read:
+                # More may be waiting: read the next pages while these are written.
+                if self._reader is None:
+                    self._reader = concurrent.futures.ThreadPoolExecutor(1, "indexer-reader")
+                self._prefetched = self._reader.submit(self._read_pages)
             return self.index(batches, checkpoint=self._checkpoint_after) if batches else 0
         except IndexerFencedError:
             logger.warning("another indexer advanced the log head; reloading")
@@ -346,7 +379,10 @@ class Indexer:
             and (shard.parent_id not in self._shards or self._shards[shard.parent_id].finished)
         ]
 
-    def _read_page(self, shard: _Shard) -> list[StreamBatch]:
+    def _read_pages(self) -> list[_Page]:
+        return [self._read_page(shard) for shard in self._readable_shards()]
+
+    def _read_page(self, shard: _Shard) -> _Page:
         assert self.streams is not None
         if shard.iterator is None:
             shard.iterator = self._iterator(shard)
@@ -355,10 +391,9 @@ class Indexer:
                 page = self.streams.get_records(ShardIterator=shard.iterator, Limit=1000)
         except _ExpiredIteratorError:
             shard.iterator = self._iterator(shard)
-            return []
+            return _Page(shard.shard_id, [], 0, shard.read_until, finished=False)
         batches = []
         previous = shard.read_until or self._checkpoint.get(shard.shard_id)
-        self.records_read += len(page.get("Records", []))
         for record in page.get("Records", []):
             sequence = record["dynamodb"]["SequenceNumber"]
             batch = self.batch_of(record, Position(shard.shard_id, sequence, previous))
@@ -369,7 +404,8 @@ class Indexer:
         shard.iterator = page.get("NextShardIterator")
         if shard.iterator is None:
             shard.finished = True
-        return batches
+        records = len(page.get("Records", []))
+        return _Page(shard.shard_id, batches, records, shard.read_until, shard.finished)
 
     def _iterator(self, shard: _Shard) -> str:
         assert self.streams is not None
@@ -407,11 +443,11 @@ class Indexer:
     def _checkpoint_after(self, not_done: Iterable[StreamBatch]) -> dict[str, str]:
         """The checkpoint once every batch read but those in ``not_done`` is indexed."""
         checkpoint = dict(self._checkpoint)
-        for shard in self._shards.values():
-            if shard.read_until is not None:
-                checkpoint[shard.shard_id] = shard.read_until
-            if shard.finished:
-                checkpoint[shard.shard_id] = FINISHED
+        for shard_id, (read_until, finished) in self._marks.items():
+            if read_until is not None:
+                checkpoint[shard_id] = read_until
+            if finished:
+                checkpoint[shard_id] = FINISHED
         for batch in not_done:
             if batch.position is None:
                 continue

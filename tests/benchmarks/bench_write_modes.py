@@ -13,9 +13,10 @@ It starts its own DynamoDB Local and prints, for the 1-event command
    baseline: a plain boto3 client sending the minimal checked append (a consistent ``Query``
    of the stream, one ``PutItem`` under ``attribute_not_exists`` of an item as big as the
    framework's event) to orders of its own; the ratio framework / raw.
-   In the indexed mode the indexer runs in a process of its own meanwhile, and a reader in
-   this process tails the log: the lag from a command's return to its event's id being
-   readable (p50/p99) is printed.
+   Framework and raw alternate in rounds with nothing else running (the write path alone).
+   Then the processes write flat out again while a reader in this process tails the log
+   and, in the indexed mode, the indexer runs in a process of its own: the lag from a
+   command's return to its event's id being readable (p50/p99) is printed.
 2. the indexer's throughput on a backlog (writers done, indexer started afterwards), beside
    a raw ``GetRecords`` loop reading the same records.
 
@@ -38,7 +39,7 @@ if not __package__:  # run as a file: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from adapters.dynamodb import DynamoDBApplicationRecorder
-from adapters.dynamodb.indexer import Indexer
+from adapters.dynamodb.indexer import Indexer, indexing
 from adapters.dynamodb.metrics import DynamoDBMetrics
 from orders import OrderService
 from tests.stress.processes import SPAWN, IndexerProcess, line_of, percentile
@@ -52,6 +53,9 @@ COMMANDS_PER_PROCESS = {1: 300, 8: 120}
 ORDERS_PER_PROCESS = 10
 """Each process works round-robin on orders of its own, so streams stay short."""
 PHASE_SECONDS = 40.0
+"""Cap on the time of one kind's rounds together."""
+ROUNDS = 4
+"""Framework and raw alternate in rounds (each a quarter of the commands)."""
 BACKLOG_PROCESSES = 8
 BACKLOG_COMMANDS = 500
 START_DELAY = 2.0
@@ -64,6 +68,7 @@ _raw: tuple[DynamoDBClient, str, DynamoDBMetrics] | None = None
 _orders: list[Any] = []
 _raw_orders: list[str] = []
 _payload_bytes = 0
+_done = 0
 
 
 def _init(env: dict[str, str], raw_table: str, endpoint: str) -> None:
@@ -117,6 +122,7 @@ class PhaseResult:
 
 def _phase(kind: str, commands: int, start_at: float, deadline: float) -> PhaseResult:
     """Runs ``commands`` commands (framework or raw) from ``start_at``, until ``deadline``."""
+    global _done  # noqa: PLW0603
     assert _service is not None and _raw is not None
     metrics = _raw[2] if kind == "raw" else _service.factory.datastore.metrics  # type: ignore[attr-defined]
     worker = os.getpid()
@@ -132,8 +138,9 @@ def _phase(kind: str, commands: int, start_at: float, deadline: float) -> PhaseR
         if kind == "raw":
             _raw_append(_raw_orders[n % ORDERS_PER_PROCESS])
         else:
-            order_id = _orders[n % ORDERS_PER_PROCESS]
-            version = _service.change_lines(order_id, [line_of(worker, n)])
+            order_id = _orders[_done % ORDERS_PER_PROCESS]
+            version = _service.change_lines(order_id, [line_of(worker, _done)])
+            _done += 1
             commits.append((str(order_id), version, time.time()))
         latencies.append(time.perf_counter() - t0)
     ended = time.time()
@@ -164,10 +171,12 @@ class Figures:
     p99_ms: float
 
     @classmethod
-    def of(cls, results: list[PhaseResult], raw: bool) -> Figures:
+    def of(cls, rounds: list[list[PhaseResult]], raw: bool) -> Figures:
+        """The figures of the rounds of one kind (each round: one result per process)."""
+        results = [r for round_ in rounds for r in round_]
         latencies = [t for r in results for t in r.latencies]
         commands = len(latencies)
-        seconds = max(r.ended for r in results) - min(r.started for r in results)
+        seconds = sum(max(r.ended for r in rs) - min(r.started for r in rs) for rs in rounds)
         return cls(
             commands,
             commands / seconds,
@@ -200,16 +209,30 @@ class LogTail:
                 self.last = notification.id
                 self.seen[str(notification.originator_id), notification.originator_version] = now
             if not page:
-                time.sleep(0.01)
+                time.sleep(0.02)
 
 
 def run_mode(server: DynamoDBLocal, mode: str, processes: int) -> tuple[Figures, Figures, str]:
+    """The write path against raw boto3 (rounds, nothing else running), then a run with a
+    reader tailing the log (and, in the indexed mode, the indexer in a process of its own)."""
     table, raw_table = server.new_table(), server.new_table()
     env = {**server.env(table), "DYNAMODB_WRITE_MODE": mode}
     commands = COMMANDS_PER_PROCESS[processes]
-    lag = ""
     with SPAWN.Pool(processes, _init, (env, raw_table, server.endpoint_url)) as pool:
         pool.map(time.sleep, [0.01] * processes)  # Every process initialised.
+
+        def phase(kind: str, count: int, seconds: float) -> list[PhaseResult]:
+            start_at = time.time() + START_DELAY
+            arguments = (kind, count, start_at, start_at + seconds)
+            return pool.starmap(_phase, [arguments] * processes)
+
+        results: dict[str, list[list[PhaseResult]]] = {"framework": [], "raw": []}
+        for round_ in range(ROUNDS):
+            # Alternate which kind goes first, so both see the same drift in load.
+            for kind in ("framework", "raw") if round_ % 2 == 0 else ("raw", "framework"):
+                results[kind].append(phase(kind, commands // ROUNDS, PHASE_SECONDS / ROUNDS))
+        with SPAWN.Pool(1) as settle:  # The indexed mode's backlog so far, indexed first.
+            settle.apply(_catch_up, (env,))
         reader = OrderService(env=env)
         tail = LogTail(reader.recorder)  # type: ignore[arg-type]
         indexer = IndexerProcess(env) if mode == "indexed" else None
@@ -217,34 +240,37 @@ def run_mode(server: DynamoDBLocal, mode: str, processes: int) -> tuple[Figures,
             if indexer is not None:
                 indexer.__enter__()
             tail.thread.start()
-            results = {}
-            for kind in ("framework", "raw"):
-                start_at = time.time() + START_DELAY
-                deadline = start_at + PHASE_SECONDS
-                results[kind] = pool.starmap(
-                    _phase, [(kind, commands, start_at, deadline)] * processes
-                )
-            commits = [c for r in results["framework"] for c in r.commits]
+            tailed = phase("framework", commands // 2, PHASE_SECONDS / 2)
+            commits = [c for r in tailed for c in r.commits]
             deadline = time.monotonic() + 60
             while any((o, v) not in tail.seen for o, v, _ in commits):
                 if time.monotonic() > deadline:
                     raise TimeoutError("the log did not catch up within 60 s")
                 time.sleep(0.05)
-            lags = [tail.seen[o, v] - t for o, v, t in commits]
-            lag = (
-                f"lag to readable id: p50 {1000 * percentile(lags, 50):.0f} ms, "
-                f"p99 {1000 * percentile(lags, 99):.0f} ms, max {1000 * max(lags):.0f} ms; "
-                f"reader gaps {tail.gaps}"
-            )
         finally:
             tail.stopping.set()
             tail.thread.join()
             if indexer is not None:
                 indexer.__exit__(None, None, None)
             reader.close()
-    framework = Figures.of(results["framework"], raw=False)
-    raw = Figures.of(results["raw"], raw=True)
-    return framework, raw, lag
+    lags = [tail.seen[o, v] - t for o, v, t in commits]
+    during = Figures.of([tailed], raw=False)
+    lag = (
+        f"{during.per_second:.0f} commands/s with a reader tailing the log"
+        f"{' and the indexer running' if mode == 'indexed' else ''}; "
+        f"lag from command to readable id: p50 {1000 * percentile(lags, 50):.0f} ms, "
+        f"p99 {1000 * percentile(lags, 99):.0f} ms, max {1000 * max(lags):.0f} ms; "
+        f"gaps seen by the reader {tail.gaps}"
+    )
+    return Figures.of(results["framework"], raw=False), Figures.of(results["raw"], raw=True), lag
+
+
+def _catch_up(env: dict[str, str]) -> None:
+    """Indexes what is in the stream (indexed mode only), in a process of its own."""
+    service = OrderService(env=env)
+    with indexing(service.factory):
+        pass
+    service.close()
 
 
 def indexer_backlog(server: DynamoDBLocal) -> str:
