@@ -56,6 +56,7 @@ from adapters.dynamodb.datastore import (
     DynamoDBDatastore,
     Item,
     TransactionCancelled,
+    action_size,
     translate_errors,
 )
 from adapters.dynamodb.factory import DynamoDBFactory
@@ -77,7 +78,7 @@ from adapters.dynamodb.items import (
     pack,
     stream_pk,
 )
-from adapters.dynamodb.table import MAX_TRANSACTION_ACTIONS, value_size
+from adapters.dynamodb.table import MAX_TRANSACTION_ACTIONS, item_size, value_size
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodbstreams import DynamoDBStreamsClient
@@ -120,9 +121,18 @@ class StreamBatch:
     position: Position | None = None
 
     @functools.cached_property
+    def sizes(self) -> list[int]:
+        """Each event's size as an element of a log batch's list (it names its stream)."""
+        originator = sum(  # Its attributes in the event's map, as value_size counts them.
+            1 + len(name) + value_size(value)
+            for name, value in encode_originator(self.originator_id).items()
+        )
+        return [1 + value_size(event) + originator for event in self.events]
+
+    @functools.cached_property
     def size(self) -> int:
-        """Bytes of the encoded events (what a write of them carries)."""
-        return sum(1 + value_size(event) for event in self.events)
+        """Bytes of the encoded events in a log batch (what a write of them carries)."""
+        return sum(self.sizes)
 
     @classmethod
     def from_item(cls, item: Item, position: Position | None = None) -> StreamBatch:
@@ -557,13 +567,22 @@ class Indexer:
     def _write(self, chosen: list[StreamBatch], checkpoint: Mapping[str, str]) -> None:
         """One transaction: the log batches, each stream's indexed version, the head."""
         events = [(batch.originator_id, event) for batch in chosen for event in batch.events]
+        sizes = [size for batch in chosen for size in batch.sizes]
         log_batches = pack(
-            events, _log_event, empty_batch_size(self._log_pk), lambda e: f"stream {e[0]}"
+            events,
+            _log_event,
+            empty_batch_size(self._log_pk),
+            lambda e: f"stream {e[0]}",
+            sizes,
         )
         actions: list[Item] = []
+        action_sizes: list[int] = []
         next_id = self._position + 1
         for log_batch in log_batches:
             last_id = next_id + len(log_batch) - 1
+            offset = next_id - self._position - 1
+            empty = item_size(batch_item(self._log_pk, next_id, last_id, []))
+            action_sizes.append(empty + sum(sizes[offset : offset + len(log_batch)]))
             actions.append(
                 {
                     "Put": {
@@ -582,9 +601,10 @@ class Indexer:
         for _, (originator_id, first, last) in markers:
             actions.append(_marker_update(self.events_namespace, originator_id, first, last))
         actions.append(self._head_update(next_id - 1, checkpoint))
+        action_sizes += [action_size(action) for action in actions[len(action_sizes) :]]
         what = f"indexing {len(events)} events of {len(markers)} streams"
         try:
-            self.datastore.transact_write(actions, what)
+            self.datastore.transact_write(actions, what, action_sizes)
         except TransactionCancelled as e:
             self._learn(e, len(log_batches), markers, what)
         else:

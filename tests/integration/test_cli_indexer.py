@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from uuid import uuid4
 
 import pytest
@@ -13,6 +12,7 @@ from typer.testing import CliRunner
 from adapters.cli import app
 from adapters.dynamodb import DynamoDBDatastore, DynamoDBIndexedApplicationRecorder
 from tests.support.dynamodb_local import dynamodb_local
+from tests.test_cli import dynamodb_table  # noqa: F401 - the fixture this one builds on.
 
 pytestmark = pytest.mark.dynamodb
 
@@ -20,15 +20,10 @@ runner = CliRunner()
 
 
 @pytest.fixture
-def indexed_table(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+def indexed_table(dynamodb_table: str, monkeypatch: pytest.MonkeyPatch) -> str:  # noqa: F811
     """A fresh table on DynamoDB Local, the indexed mode chosen by the environment."""
-    server = dynamodb_local()
-    table = server.new_table()
-    for name, value in server.env(table).items():
-        monkeypatch.setenv(name, value)
     monkeypatch.setenv("DYNAMODB_WRITE_MODE", "indexed")
-    yield table
-    server.delete_table(table)
+    return dynamodb_table
 
 
 def orders(table: str, *arguments: str) -> tuple[int, str]:
