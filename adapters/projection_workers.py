@@ -70,7 +70,7 @@ def run_worker(workers: list[Runner], stop: threading.Event, poll_interval: floa
         for runner in workers:
             if stop.is_set():
                 return
-            busy |= runner.run_once() == runner.batch_size
+            busy |= runner.run_once() > 0
         if not busy:
             stop.wait(poll_interval)
 

@@ -180,7 +180,7 @@ def rebuild(
     order: Annotated[
         UUID | None, typer.Option(help="Only re-project this order's rows from its stream")
     ] = None,
-    batch_size: Annotated[int, typer.Option(min=1, help="Notifications read per batch")] = 1000,
+    batch_size: Annotated[int, typer.Option(min=1, help="Notifications read per batch")] = 5000,
     grace: Annotated[
         float, typer.Option(min=0, help="Seconds the old generation serves after the switch")
     ] = 2.0,

@@ -89,7 +89,7 @@ class Rebuild:
         recorder: ApplicationRecorder,
         decode: Decode,
         *,
-        batch_size: int = 1000,
+        batch_size: int = 5000,
         max_rate: float | None = None,
         grace_seconds: float = 2.0,
         on_start: Callable[[int, int], None] = lambda position, head: None,
