@@ -47,7 +47,12 @@ from projections.views import PROJECTIONS, OrderViews, projection_named
 
 projections_app = typer.Typer(no_args_is_help=True, help="Read models: run, status, rebuild, query")
 console = Console(width=None if sys.stdout.isatty() else 160)
-errors = Console(stderr=True)
+
+
+def fail(message: str) -> typer.Exit:
+    """Print ``message`` as one line on stderr; the exit (status 1) to raise."""
+    print(f"error: {message}", file=sys.stderr)
+    return typer.Exit(1)
 
 
 @dataclass
@@ -83,8 +88,7 @@ def operational_errors() -> Iterator[None]:
         ValueError,
         OSError,
     ) as error:
-        errors.print(f"error: {error}", markup=False, highlight=False)
-        raise typer.Exit(1) from None
+        raise fail(str(error)) from None
 
 
 @contextlib.contextmanager
@@ -195,8 +199,7 @@ def rebuild(
         if order is not None:
             events = [e for e in chosen.service.events.get(order) if isinstance(e, OrderEvent)]
             if not events:
-                errors.print(f"error: no order {order}")
-                raise typer.Exit(1)
+                raise fail(f"no order {order}")
             changed = reproject_order(projection, chosen.store, events, order)
             console.print(f"{name}: order {order} re-projected ({changed} rows written)")
             return
@@ -284,8 +287,7 @@ def order_command(context: typer.Context, order_id: UUID) -> None:
     with operational_errors():
         summary = OrderViews(backends(context).store).order(order_id)
         if summary is None:
-            errors.print(f"error: the order summary view has no order {order_id}")
-            raise typer.Exit(1)
+            raise fail(f"the order summary view has no order {order_id}")
         table = Table(title=f"order summary {order_id}", show_header=False)
         for field, value in summary.items():
             shown = (
