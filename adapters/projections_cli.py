@@ -242,7 +242,7 @@ def rebuild(
 
 def report(result: RebuildResult) -> None:
     """Print what a rebuild did."""
-    rate = result.replayed / result.seconds if result.seconds else 0
+    rate = result.replayed / result.replay_seconds if result.replay_seconds else 0
     for note in result.notes:
         console.print(f"{result.projection}: {note}")
     if result.notes:
@@ -251,7 +251,8 @@ def report(result: RebuildResult) -> None:
         f"{result.projection}: generation {result.new_generation} built from "
         f"{'the start' if not result.resumed_from else f'notification {result.resumed_from}'}"
         f" ({result.replayed:,} notifications, {rate:,.0f}/s), readers switched from generation "
-        f"{result.old_generation}, {result.dropped_rows:,} rows of the old generation dropped"
+        f"{result.old_generation}, {result.dropped_rows:,} rows of the old generation dropped "
+        f"({result.seconds:,.1f} s in all)"
     )
     if result.differences is None:
         return

@@ -27,7 +27,7 @@ from projections.views import PROJECTIONS, OrderViews, StatusTotal
 from tests.projections.support import seed_orders
 from tests.support.dynamodb_local import DynamoDBLocalTestCase
 
-pytestmark = [pytest.mark.dynamodb, pytest.mark.acceptance]
+pytestmark = [pytest.mark.dynamodb, pytest.mark.acceptance, pytest.mark.timeout(1800)]
 
 ORDERS = 10_000
 NAME = "orders_by_status"
@@ -78,12 +78,14 @@ class TestRebuildOf100000Events(DynamoDBLocalTestCase):
         first = subprocess.Popen(rebuild, env=env, stdout=subprocess.PIPE, text=True)
         new_view = view_name(NAME, 2)
         deadline = time.monotonic() + 600
-        while (self.store.position(new_view) or 0) < events // 2:
-            assert first.poll() is None, first.communicate()[0]
-            assert time.monotonic() < deadline, "the rebuild did not reach halfway"
-            time.sleep(0.1)
-        first.send_signal(signal.SIGKILL)
-        first.wait()
+        try:
+            while (self.store.position(new_view) or 0) < events // 2:
+                assert first.poll() is None, first.communicate()[0]
+                assert time.monotonic() < deadline, "the rebuild did not reach halfway"
+                time.sleep(0.1)
+        finally:
+            first.send_signal(signal.SIGKILL)
+            first.wait()
         killed_at = self.store.position(new_view) or 0
         assert live_generation(self.store, NAME) == 1
         print(f"rebuild SIGKILLed at notification {killed_at:,}")
@@ -105,7 +107,12 @@ class TestRebuildOf100000Events(DynamoDBLocalTestCase):
         try:
             killed_at = self.kill_halfway(rebuild, env, events)
             second = subprocess.run(
-                [*rebuild, "--verify"], env=env, capture_output=True, text=True, check=False
+                [*rebuild, "--verify"],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=1200,
+                check=False,
             )
         finally:
             reader.stop()
