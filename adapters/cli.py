@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import sys
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -15,13 +18,33 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
+from adapters.cli_errors import OneLineErrors
+from adapters.cli_indexer import indexer_app
+from adapters.consumers_cli import consumers_app
 from adapters.demo import run_demo
-from adapters.local import default_data_dir, local_env
+from adapters.dlq_cli import dlq_app
+from adapters.downstream_cli import downstream_app
+from adapters.dynamodb.indexer import indexing
+from adapters.local import EVENTS_FILE_NAME, default_data_dir, local_env
+from adapters.observed import observe_commands
 from adapters.projections_cli import backends, demo_views, projections_app
-from orders import Order, OrderError, OrderService
+from adapters.telemetry import MetricsSink, NullMetrics, get_logger, metrics_from_env
+from orders import Order, OrderLine, OrderNotFoundError, OrderRuleError, OrderService
 
-app = typer.Typer(no_args_is_help=True)
+# Errors become one line on stderr (see adapters.cli_errors). Help is plain text: rich markup
+# would swallow "[default: ...]" and every other bracket in a help text.
+app = typer.Typer(
+    name="orders",
+    cls=OneLineErrors,
+    no_args_is_help=True,
+    rich_markup_mode=None,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(consumers_app, name="consumers")
+app.add_typer(dlq_app, name="dlq")
+app.add_typer(downstream_app, name="downstream")
 app.add_typer(projections_app, name="projections")
+app.add_typer(indexer_app, name="indexer")
 # Piped output (CI logs, tests) gets a width that fits uuids and timestamps instead of 80 columns.
 console = Console(width=None if sys.stdout.isatty() else 160)
 
@@ -40,20 +63,33 @@ class Settings:
     ``local`` keeps events (and views) in SQLite under ``data_dir``. ``dynamodb`` uses ``table``,
     reached through the standard AWS variables (``AWS_ENDPOINT_URL_DYNAMODB`` for DynamoDB Local)
     and the store's own settings (``DYNAMODB_CREATE_TABLE=y`` to create it), all read from the
-    process environment (see ``adapters.dynamodb``).
+    process environment (see ``adapters.dynamodb``). ``metrics`` is where commands report
+    (``$ORDERS_METRICS``, see ``adapters.telemetry``; flushed when the command ends).
     """
 
     backend: Backend
     data_dir: Path
     table: str
+    metrics: MetricsSink = field(default_factory=NullMetrics)
 
     def service(self) -> OrderService:
-        """The ``OrderService`` on the chosen backend."""
+        """The ``OrderService`` on the chosen backend, reporting to ``metrics`` if they are on."""
         if self.backend is Backend.DYNAMODB:
-            return OrderService(
+            service = OrderService(
                 env={"PERSISTENCE_MODULE": "adapters.dynamodb", "DYNAMODB_TABLE_NAME": self.table}
             )
-        return OrderService(env=local_env(self.data_dir))
+        else:
+            service = OrderService(env=local_env(self.data_dir))
+        if isinstance(self.metrics, NullMetrics):
+            return service
+        return observe_commands(service, self.metrics, get_logger())
+
+    def existing_service(self, order_id: UUID) -> OrderService:
+        """The service, to act on ``order_id``; on the local backend with nothing stored yet,
+        ``OrderNotFoundError`` without creating any file."""
+        if self.backend is Backend.LOCAL and not (self.data_dir / EVENTS_FILE_NAME).exists():
+            raise OrderNotFoundError(order_id)
+        return self.service()
 
 
 @app.callback()
@@ -74,7 +110,9 @@ def choose_backend(
     ] = "orders-events",
 ) -> None:
     """Event-sourced order service: demo, audit and operations."""
-    context.obj = Settings(backend, data_dir or default_data_dir(), table)
+    metrics = metrics_from_env()
+    context.call_on_close(metrics.flush)
+    context.obj = Settings(backend, data_dir or default_data_dir(), table, metrics)
 
 
 def settings_of(context: typer.Context) -> Settings:
@@ -109,9 +147,10 @@ def history_table(service: OrderService, order_id: UUID) -> Table:
         "correlation id",
         "caused by",
         "details",
+        "changed",
     ):
         table.add_column(column)
-    for entry in service.history(order_id):
+    for entry, audited in zip(service.history(order_id), service.audit(order_id), strict=True):
         table.add_row(
             str(entry.version),
             entry.type_name,
@@ -119,6 +158,11 @@ def history_table(service: OrderService, order_id: UUID) -> Table:
             entry.correlation_id,
             entry.causation_id or "",
             ", ".join(f"{name}={value}" for name, value in entry.details.items()),
+            ", ".join(
+                f"{name}: {change['before']} -> {change['after']}"
+                for name, change in audited.changes.items()
+                if name not in {"order_id", "lines"}
+            ),
         )
     return table
 
@@ -133,7 +177,7 @@ def demo(
 ) -> None:
     """Place and advance a few hundred orders, audit one, then show and rebuild the views."""
     service, views = (chosen := backends(context)).service, chosen.store
-    with Progress(console=console, transient=True) as progress:
+    with Progress(console=console, transient=True) as progress, indexing(service.factory):
         task = progress.add_task("placing and advancing orders", total=order_count)
         summary = run_demo(service, order_count, seed, lambda: progress.advance(task))
 
@@ -159,31 +203,175 @@ def demo(
     demo_views(service, views, statuses)
 
 
+def aware_time(value: str) -> datetime:
+    """A time with its UTC offset (``2026-11-27T09:00:00+00:00`` or ``...Z``)."""
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        msg = f"{value!r} is not an ISO 8601 time such as 2026-11-27T09:00:00+00:00"
+        raise typer.BadParameter(msg) from None
+    if parsed.utcoffset() is None:
+        msg = f"{value!r} has no UTC offset; add one, as in {value}+00:00"
+        raise typer.BadParameter(msg)
+    return parsed
+
+
+def order_line(value: str) -> OrderLine:
+    """``SKU:QUANTITY:UNIT_PRICE``, as ``BOOK-001:2:12.50``."""
+    sku, _, rest = value.partition(":")
+    quantity, _, unit_price = rest.partition(":")
+    try:
+        return OrderLine(sku, int(quantity), Decimal(unit_price))
+    except OrderRuleError as error:
+        raise typer.BadParameter(f"{value!r}: {error}") from None
+    except (ValueError, InvalidOperation):
+        msg = f"{value!r} is not SKU:QUANTITY:UNIT_PRICE, as BOOK-001:2:12.50"
+        raise typer.BadParameter(msg) from None
+
+
+def decimal_amount(value: str) -> Decimal:
+    """A decimal amount, as ``25.00``."""
+    try:
+        return Decimal(value)
+    except InvalidOperation:
+        raise typer.BadParameter(f"{value!r} is not a decimal amount, as 25.00") from None
+
+
+OrderId = Annotated[UUID, typer.Argument(help="The order's id (a uuid)")]
+CorrelationId = Annotated[
+    str | None,
+    typer.Option(help="Groups the work of one business transaction [default: a new uuid]"),
+]
+CausationId = Annotated[str | None, typer.Option(help="The message that caused this command")]
+
+
 @app.command()
 def show(
     context: typer.Context,
-    order_id: UUID,
+    order_id: OrderId,
     version: Annotated[int | None, typer.Option(help="State as of this version")] = None,
-    as_of: Annotated[datetime | None, typer.Option(help="State as of this UTC time")] = None,
+    as_of: Annotated[
+        datetime | None,
+        typer.Option(parser=aware_time, help="State as of this time (with its UTC offset)"),
+    ] = None,
 ) -> None:
     """Show an order's state, now or as of a version or a time."""
-    try:
-        console.print(
-            order_table(service_of(context).get_order(order_id, version=version, as_of=as_of))
-        )
-    except OrderError as error:
-        console.print(f"[red]{error}[/red]")
-        raise typer.Exit(1) from error
+    service = settings_of(context).existing_service(order_id)
+    console.print(order_table(service.get_order(order_id, version=version, as_of=as_of)))
 
 
 @app.command()
-def history(context: typer.Context, order_id: UUID) -> None:
-    """List every event of an order with who/why (correlation ids)."""
-    try:
-        console.print(history_table(service_of(context), order_id))
-    except OrderError as error:
-        console.print(f"[red]{error}[/red]")
-        raise typer.Exit(1) from error
+def history(
+    context: typer.Context,
+    order_id: OrderId,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="One JSON document: the order id and its events")
+    ] = False,
+    as_jsonl: Annotated[
+        bool, typer.Option("--jsonl", help="One JSON object per event, one per line")
+    ] = False,
+) -> None:
+    """Every event of an order: who/why (correlation ids), its payload, what it changed."""
+    if as_json and as_jsonl:
+        raise typer.BadParameter("give --json or --jsonl, not both")
+    service = settings_of(context).existing_service(order_id)
+    if as_json or as_jsonl:
+        entries = [entry.to_json() for entry in service.audit(order_id)]
+        if as_jsonl:
+            for entry in entries:
+                typer.echo(json.dumps(entry))
+        else:
+            typer.echo(json.dumps({"order_id": str(order_id), "events": entries}, indent=2))
+        return
+    console.print(history_table(service, order_id))
+
+
+@app.command()
+def place(
+    context: typer.Context,
+    *,
+    customer: Annotated[str, typer.Option(help="The customer's id")],
+    line: Annotated[
+        list[OrderLine],
+        typer.Option(
+            parser=order_line,
+            metavar="SKU:QUANTITY:UNIT_PRICE",
+            help="A line, as BOOK-001:2:12.50 (repeat for more lines)",
+        ),
+    ],
+    currency: Annotated[str, typer.Option(help="ISO 4217 currency code")] = "EUR",
+    order_id: Annotated[
+        UUID | None,
+        typer.Option(
+            help="The new order's id, the idempotency key: placing the same order under it "
+            "again records nothing [default: a new uuid]"
+        ),
+    ] = None,
+    correlation_id: CorrelationId = None,
+    causation_id: CausationId = None,
+) -> None:
+    """Place an order; prints its id and version."""
+    placed = (
+        settings_of(context)
+        .service()
+        .place_order(
+            customer,
+            line,
+            currency,
+            order_id=order_id,
+            correlation_id=correlation_id,
+            causation_id=causation_id,
+        )
+    )
+    typer.echo(f"order {placed.order_id} version {placed.version}")
+
+
+def drive(context: typer.Context, order_id: UUID, command: Callable[[OrderService], int]) -> None:
+    """Run ``command`` on the service holding ``order_id``; print the order's version after it."""
+    version = command(settings_of(context).existing_service(order_id))
+    typer.echo(f"order {order_id} version {version}")
+
+
+@app.command()
+def pay(
+    context: typer.Context,
+    *,
+    order_id: OrderId,
+    payment_id: Annotated[str, typer.Option(help="The payment's id (the same again: no-op)")],
+    amount: Annotated[
+        Decimal, typer.Option(parser=decimal_amount, help="The amount paid: the order total")
+    ],
+    correlation_id: CorrelationId = None,
+    causation_id: CausationId = None,
+) -> None:
+    """Confirm the payment of an order; prints its version."""
+    trace = {"correlation_id": correlation_id, "causation_id": causation_id}
+    drive(context, order_id, lambda s: s.confirm_payment(order_id, payment_id, amount, **trace))
+
+
+@app.command()
+def ship(context: typer.Context, order_id: OrderId, correlation_id: CorrelationId = None) -> None:
+    """Ship a paid order; prints its version."""
+    drive(context, order_id, lambda s: s.ship(order_id, correlation_id=correlation_id))
+
+
+@app.command()
+def complete(
+    context: typer.Context, order_id: OrderId, correlation_id: CorrelationId = None
+) -> None:
+    """Complete a shipped order; prints its version."""
+    drive(context, order_id, lambda s: s.complete(order_id, correlation_id=correlation_id))
+
+
+@app.command()
+def cancel(
+    context: typer.Context,
+    order_id: OrderId,
+    reason: Annotated[str, typer.Option(help="Why the order is cancelled")],
+    correlation_id: CorrelationId = None,
+) -> None:
+    """Cancel an order that has not shipped; prints its version."""
+    drive(context, order_id, lambda s: s.cancel(order_id, reason, correlation_id=correlation_id))
 
 
 def main() -> None:

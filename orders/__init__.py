@@ -4,12 +4,12 @@ Importing this package registers the stable topics of ``Order`` and of every ord
 """
 
 from orders.aggregate import Order
+from orders.audit import AuditEntry
 from orders.errors import (
     OrderConflictError,
     OrderError,
     OrderNotFoundError,
     OrderRuleError,
-    VersionConflictError,
 )
 from orders.events import (
     ORDER_EVENT_TYPES,
@@ -27,6 +27,7 @@ from orders.values import MAX_LINES, OrderLine, OrderLines, OrderState, OrderSta
 __all__ = [
     "MAX_LINES",
     "ORDER_EVENT_TYPES",
+    "AuditEntry",
     "HistoryEntry",
     "Order",
     "OrderCancelled",
@@ -47,5 +48,4 @@ __all__ = [
     "PaymentConfirmed",
     "PlacedOrder",
     "Trace",
-    "VersionConflictError",
 ]

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from eventsourcing.persistence import IntegrityError
-
 
 class OrderError(Exception):
     """Base class of the errors the order domain raises on purpose."""
@@ -31,28 +29,6 @@ class OrderNotFoundError(OrderError, LookupError):
     def __init__(self, order_id: UUID) -> None:
         super().__init__(f"order {order_id} not found")
         self.order_id = order_id
-
-
-class VersionConflictError(IntegrityError):
-    """An event store rejected a save because the stream moved past the version the caller loaded.
-
-    Raised by recorders that can tell the versions (the DynamoDB store reads them from the
-    transaction's cancellation reasons). It is an ``IntegrityError``, so an ``eventsourcing``
-    ``Application`` treats it exactly as the library's own recorders' conflicts.
-    ``expected_version`` is the last version the caller believed stored (``None`` for a new
-    stream); ``actual_version`` is the last version found stored (``None`` if unknown).
-    """
-
-    def __init__(
-        self, originator_id: UUID | str, expected_version: int | None, actual_version: int | None
-    ) -> None:
-        super().__init__(
-            f"stream {originator_id}: expected version {expected_version}, "
-            f"found version {actual_version}"
-        )
-        self.originator_id = originator_id
-        self.expected_version = expected_version
-        self.actual_version = actual_version
 
 
 class OrderConflictError(OrderError):

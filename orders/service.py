@@ -29,12 +29,8 @@ from eventsourcing.persistence import IntegrityError, JSONTranscoder, Persistenc
 from eventsourcing.utils import Environment, EnvType
 
 from orders.aggregate import Order
-from orders.errors import (
-    OrderConflictError,
-    OrderNotFoundError,
-    OrderRuleError,
-    VersionConflictError,
-)
+from orders.audit import AuditEntry, audit_trail
+from orders.errors import OrderConflictError, OrderNotFoundError, OrderRuleError
 from orders.events import OrderEvent, OrderPlaced
 from orders.transcodings import register_order_transcodings
 from orders.values import OrderLine, Trace
@@ -127,7 +123,9 @@ class OrderService(Application[UUID]):
     ) -> PlacedOrder:
         """Place a new order, under ``order_id`` if given (else a new id).
 
-        If ``order_id`` was already placed with the same customer, lines and currency, this is a
+        ``order_id`` is the idempotency key: a caller that may send the command again after an
+        unknown outcome (a timeout) chooses it up front and sends the same one every time. If
+        ``order_id`` was already placed with the same customer, lines and currency, this is a
         repeat: nothing is recorded and the order's current version is returned. Placed with
         other content: ``OrderRuleError("order-id-taken")``.
         """
@@ -241,6 +239,14 @@ class OrderService(Application[UUID]):
         """
         return [HistoryEntry.of(event) for event in self._events_of(order_id)]
 
+    def audit(self, order_id: UUID) -> list[AuditEntry]:
+        """Every stored event of the order, oldest first, with its payload and what it changed.
+
+        One read of the order's events (no per-version loads). Raises ``OrderNotFoundError``
+        for an unknown order. See ``orders.audit``.
+        """
+        return audit_trail(self._events_of(order_id))
+
     def _events_of(self, order_id: UUID, *, limit: int | None = None) -> list[OrderEvent]:
         events = [
             event
@@ -283,11 +289,12 @@ class OrderService(Application[UUID]):
             expected_version = order.version - len(order.pending_events) or None
             try:
                 self.save(order)
-            except IntegrityError as conflict:
-                if isinstance(conflict, VersionConflictError):
-                    actual_version = conflict.actual_version
-                else:
+            except IntegrityError as error:
+                actual_version = _version_found(error)
+                if actual_version is None:
                     actual_version = self._stored_version(order_id)
+                if actual_version is None or actual_version <= (expected_version or 0):
+                    raise  # The order did not move: not a lost race, so not retried.
                 if attempt < self.max_attempts:
                     time.sleep(random.uniform(0, self._backoff_ceiling(attempt)))
             else:
@@ -338,6 +345,13 @@ class OrderService(Application[UUID]):
     def _stored_version(self, order_id: UUID) -> int | None:
         last = list(self.events.get(order_id, desc=True, limit=1))
         return last[0].originator_version if last else None
+
+
+def _version_found(error: IntegrityError) -> int | None:
+    """The version a store's conflict error says it found (its ``actual_version``, as the
+    DynamoDB store's ``StreamConflictError`` has), or None if it does not say."""
+    found = getattr(error, "actual_version", None)
+    return found if isinstance(found, int) else None
 
 
 def _same_placement(stored: OrderEvent, new_order: Order) -> bool:

@@ -17,6 +17,13 @@ from orders.errors import OrderRuleError
 MAX_LINES: Final = 100
 """The most lines one order may have."""
 
+MAX_DIGITS: Final = 15
+"""The most digits (integer digits plus decimal places) of an amount or a quantity.
+
+Every number with at most 15 significant digits survives a round trip through an IEEE 754
+double, so a consumer that reads the published JSON numbers as doubles still gets them exactly.
+"""
+
 OrderState = Literal["pending", "paid", "shipped", "completed", "cancelled"]
 """The internal life-cycle state of an order; finer than the public ``OrderStatus``."""
 
@@ -50,8 +57,9 @@ def money(value: object, *, name: str) -> Decimal:
     """``value`` as an exact, finite, non-negative ``Decimal``.
 
     Accepts ``Decimal`` and ``int``; refuses ``float`` (rule ``decimal-money``: binary floats
-    cannot hold most prices exactly), every other type, NaN and infinities (``decimal-money``)
-    and negative amounts (``non-negative-money``).
+    cannot hold most prices exactly), every other type, NaN and infinities (``decimal-money``),
+    negative amounts (``non-negative-money``) and amounts of more than ``MAX_DIGITS`` digits
+    (``money-digits``).
     """
     if isinstance(value, bool) or not isinstance(value, Decimal | int):
         hint = f"; pass Decimal({str(value)!r})" if isinstance(value, float) else ""
@@ -64,7 +72,28 @@ def money(value: object, *, name: str) -> Decimal:
         raise OrderRuleError("decimal-money", f"{name} must be a finite Decimal, not {amount}")
     if amount < 0:
         raise OrderRuleError("non-negative-money", f"{name} must be >= 0, not {amount}")
-    return amount.copy_abs()  # the same amount, but -0 becomes 0
+    return bounded_digits(amount.copy_abs(), name=name)  # copy_abs: -0 becomes 0
+
+
+def digit_count(amount: Decimal) -> int:
+    """The digits ``amount`` is written with: integer digits plus decimal places.
+
+    ``Decimal("12.50")`` has 4, ``Decimal("0.001")`` 3, ``Decimal("1E+3")`` (1000) 4.
+    """
+    _, digits, exponent = amount.as_tuple()
+    assert isinstance(exponent, int), "only finite amounts have digits"
+    return max(len(digits) + exponent, 0) + max(-exponent, 0)
+
+
+def bounded_digits(amount: Decimal, *, name: str) -> Decimal:
+    """``amount`` if it has at most ``MAX_DIGITS`` digits (rule ``money-digits``)."""
+    if (count := digit_count(amount)) > MAX_DIGITS:
+        raise OrderRuleError(
+            "money-digits",
+            f"{name} must have at most {MAX_DIGITS} digits (integer digits plus decimal "
+            f"places) so that every consumer reads it exactly, not {amount} ({count} digits)",
+        )
+    return amount
 
 
 def currency_code(value: object) -> str:
@@ -87,7 +116,8 @@ def required_text(value: object, *, rule: str, name: str) -> str:
 class OrderLine:
     """One line of an order: ``quantity`` (a positive ``int``) of ``sku`` at ``unit_price``.
 
-    Rules: ``sku-required``, ``positive-quantity``, ``decimal-money``, ``non-negative-money``.
+    Rules: ``sku-required``, ``positive-quantity`` (at most ``MAX_DIGITS`` digits too),
+    ``decimal-money``, ``non-negative-money``, ``money-digits``.
     """
 
     sku: str
@@ -101,9 +131,11 @@ class OrderLine:
                 "positive-quantity",
                 f"quantity of {self.sku} must be an int, not {self.quantity!r}",
             )
-        if self.quantity <= 0:
+        if not 0 < self.quantity < 10**MAX_DIGITS:
             raise OrderRuleError(
-                "positive-quantity", f"quantity of {self.sku} must be > 0, not {self.quantity}"
+                "positive-quantity",
+                f"quantity of {self.sku} must be > 0 and have at most {MAX_DIGITS} digits, "
+                f"not {self.quantity}",
             )
         object.__setattr__(
             self, "unit_price", money(self.unit_price, name=f"unit_price of {self.sku}")
@@ -123,7 +155,8 @@ class OrderLines:
     """The lines of one order, in the order given.
 
     Rules: ``at-least-one-line``, ``max-lines`` (at most ``MAX_LINES``), ``distinct-skus``
-    (each sku once; change its quantity instead of repeating it).
+    (each sku once; change its quantity instead of repeating it), ``money-digits`` (the total
+    has at most ``MAX_DIGITS`` digits).
     """
 
     items: tuple[OrderLine, ...]
@@ -139,6 +172,7 @@ class OrderLines:
         repeated = sorted({sku for sku in skus if skus.count(sku) > 1})
         if repeated:
             raise OrderRuleError("distinct-skus", f"skus appear more than once: {repeated}")
+        bounded_digits(self.total, name="the order total")
 
     @classmethod
     def of(cls, lines: Sequence[OrderLine]) -> OrderLines:

@@ -2,16 +2,23 @@
 
 One envelope model per detail-type; ``Envelope`` is their union, told apart by ``detail-type``.
 Field names on the wire are camelCase in ``detail`` and as AWS spells them at the top level
-(``detail-type``). Every model is frozen and refuses unknown fields.
+(``detail-type``). Every model is frozen; an envelope ignores top-level fields it does not
+know (the bus adds some on delivery), every other model refuses them.
 
-``amount`` (and every other sum of money) is a JSON *string* holding a non-negative decimal
-number in units of the order's currency, for example ``"12.50"``: exact for every consumer,
-where a JSON number would be read as a binary float by most. The models accept it as a string
-or a ``Decimal``, never as a float.
+``amount`` (and every other sum of money) is a JSON *number* >= 0 in units of the order's
+currency, written from the ``Decimal``'s own digits (``12.50``), never through a binary float.
+The domain bounds every amount to ``orders.values.MAX_DIGITS`` (15) digits, so a consumer that
+reads JSON numbers as doubles still gets each amount exactly. Write a model with ``to_json``
+(pydantic's ``model_dump_json`` cannot write a ``Decimal`` as a number, so it refuses amounts);
+``parse_envelope`` reads one back with its exact digits; ``ENVELOPE.validate_json`` reads the
+same values (through pydantic's JSON parser, so ``12.50`` comes back as ``12.5``).
+A model accepts an amount as a ``Decimal``, an ``int`` or a JSON number; never as a string or a
+Python ``float``, and never one the domain would refuse.
 """
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 from typing import Annotated, Any, Final, Literal
 from uuid import UUID
@@ -24,35 +31,49 @@ from pydantic import (
     Field,
     PlainSerializer,
     TypeAdapter,
+    ValidationInfo,
     WithJsonSchema,
 )
 from pydantic.alias_generators import to_camel
+from pydantic_core import to_json as pydantic_to_json
 
-from orders.values import MAX_LINES
+from orders.values import MAX_DIGITS, MAX_LINES, money
 
 ENVELOPE_VERSION: Final = "1.0"
 
 Status = Literal["pending", "processing", "completed", "cancelled"]
 Source = Literal["order-service", "payment-service"]
 
-DECIMAL_PATTERN = r"^(0|[1-9][0-9]*)(\.[0-9]+)?$"
+
+def _money_from_wire(value: Any, info: ValidationInfo) -> Decimal:
+    if info.mode == "json" and isinstance(value, float):
+        # pydantic's JSON parser reads a number with a fraction or exponent as a double; its
+        # shortest repr is the number itself for every amount of at most MAX_DIGITS digits.
+        value = Decimal(repr(value))
+    elif isinstance(value, str | float | bool):
+        msg = f"must be a JSON number (a Decimal or int in Python), not {type(value).__name__}"
+        raise ValueError(msg)
+    return money(value, name="the amount")
 
 
-def _decimal_not_float(value: Any) -> Any:
-    if isinstance(value, Decimal | str):
-        return value
-    msg = f"must be a decimal string such as '12.50' (or a Decimal), not {type(value).__name__}"
-    raise ValueError(msg)
+def _refuse_lossy_json(amount: Decimal) -> None:
+    msg = "amounts are JSON numbers written from their digits: use schemas.to_json(model)"
+    raise TypeError(msg)
 
 
 Money = Annotated[
     Decimal,
-    BeforeValidator(_decimal_not_float),
-    Field(ge=0, allow_inf_nan=False),
-    PlainSerializer(lambda amount: format(amount, "f"), return_type=str, when_used="json"),
-    WithJsonSchema({"type": "string", "pattern": DECIMAL_PATTERN}),
+    BeforeValidator(_money_from_wire),
+    PlainSerializer(_refuse_lossy_json, when_used="json"),
+    WithJsonSchema(
+        {
+            "type": "number",
+            "minimum": 0,
+            "description": f"A sum of money: at most {MAX_DIGITS} digits, never a string.",
+        }
+    ),
 ]
-"""A non-negative amount of money, on the wire a decimal string (see the module docstring)."""
+"""A non-negative amount of money, on the wire a JSON number (see the module docstring)."""
 
 
 class _Model(BaseModel):
@@ -99,9 +120,14 @@ class OrderCancelledDetail(OrderDetail):
 
 
 class EnvelopeBase(_Model):
-    """The EventBridge envelope; ``id`` is the event id, stable across republishing."""
+    """The EventBridge envelope; ``id`` is the event id, stable across republishing.
 
-    model_config = ConfigDict(alias_generator=None)
+    Other top-level fields are allowed and dropped: the bus adds ``account``, ``region`` and
+    ``resources`` on delivery (Powertools' ``EventBridgeModel`` requires them). ``detail``
+    refuses unknown fields.
+    """
+
+    model_config = ConfigDict(alias_generator=None, extra="ignore")
 
     version: Literal["1.0"]
     id: UUID = Field(description="The event id; consumers deduplicate on it.")
@@ -161,3 +187,27 @@ ENVELOPE_TYPES: tuple[type[EnvelopeBase], ...] = (
     OrderCancelledEnvelope,
 )
 """Every envelope model, one per published detail-type."""
+
+
+def to_json(model: BaseModel) -> str:
+    """``model`` as compact JSON, each amount a number with the ``Decimal``'s exact digits."""
+    return _json(model.model_dump(mode="python", by_alias=True))
+
+
+def _json(value: object) -> str:
+    if isinstance(value, dict):
+        return "{" + ",".join(f"{_json(key)}:{_json(item)}" for key, item in value.items()) + "}"
+    if isinstance(value, list | tuple):
+        return "[" + ",".join(map(_json, value)) + "]"
+    if isinstance(value, Decimal):
+        return format(value, "f")  # a valid JSON number for every finite Decimal >= 0
+    return pydantic_to_json(value).decode()
+
+
+def parse_envelope(text: str | bytes) -> Envelope:
+    """The envelope in JSON ``text``, each amount read as a ``Decimal`` with its exact digits.
+
+    Raises ``ValueError`` for text that is not JSON, ``pydantic.ValidationError`` (a
+    ``ValueError``) naming every field that breaks the contract.
+    """
+    return ENVELOPE.validate_python(json.loads(text, parse_float=Decimal))

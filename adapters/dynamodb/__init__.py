@@ -89,9 +89,12 @@ from adapters.dynamodb.metrics import DynamoDBMetrics, MetricsSnapshot, Operatio
 from adapters.dynamodb.recorders import (
     DynamoDBAggregateRecorder,
     DynamoDBApplicationRecorder,
+    DynamoDBIndexedApplicationRecorder,
+    DynamoDBIndexedProcessRecorder,
     DynamoDBProcessRecorder,
     DynamoDBSubscription,
     DynamoDBTrackingRecorder,
+    StreamConflictError,
 )
 from adapters.dynamodb.table import DynamoDBLimitError, table_definition
 
@@ -102,6 +105,8 @@ __all__ = [
     "DynamoDBApplicationRecorder",
     "DynamoDBDatastore",
     "DynamoDBFactory",
+    "DynamoDBIndexedApplicationRecorder",
+    "DynamoDBIndexedProcessRecorder",
     "DynamoDBLimitError",
     "DynamoDBMetrics",
     "DynamoDBProcessRecorder",
@@ -110,5 +115,6 @@ __all__ = [
     "Factory",
     "MetricsSnapshot",
     "OperationCount",
+    "StreamConflictError",
     "table_definition",
 ]

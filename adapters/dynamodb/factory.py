@@ -21,12 +21,17 @@ from adapters.dynamodb.datastore import DynamoDBDatastore
 from adapters.dynamodb.recorders import (
     DynamoDBAggregateRecorder,
     DynamoDBApplicationRecorder,
+    DynamoDBIndexedApplicationRecorder,
+    DynamoDBIndexedProcessRecorder,
     DynamoDBProcessRecorder,
     DynamoDBTrackingRecorder,
 )
 
+WRITE_MODES = ("transactional", "indexed")
+
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_dynamodbstreams import DynamoDBStreamsClient
 
 
 class DynamoDBFactory(InfrastructureFactory[DynamoDBTrackingRecorder]):
@@ -41,6 +46,7 @@ class DynamoDBFactory(InfrastructureFactory[DynamoDBTrackingRecorder]):
     DYNAMODB_POLL_INTERVAL = "DYNAMODB_POLL_INTERVAL"
     DYNAMODB_RETRY_MODE = "DYNAMODB_RETRY_MODE"
     DYNAMODB_MAX_ATTEMPTS = "DYNAMODB_MAX_ATTEMPTS"
+    DYNAMODB_WRITE_MODE = "DYNAMODB_WRITE_MODE"
 
     def __init__(
         self, env: Environment | EnvType | None, *, client: DynamoDBClient | None = None
@@ -51,6 +57,13 @@ class DynamoDBFactory(InfrastructureFactory[DynamoDBTrackingRecorder]):
             keys = ", ".join(self.env.create_keys(self.DYNAMODB_TABLE_NAME))
             msg = f"DynamoDB table name not found in environment with keys: {keys}"
             raise OSError(msg)
+        self.write_mode = self.env.get(self.DYNAMODB_WRITE_MODE, "transactional").lower()
+        if self.write_mode not in WRITE_MODES:
+            msg = (
+                f"{self.DYNAMODB_WRITE_MODE} must be one of {', '.join(WRITE_MODES)}, "
+                f"not {self.write_mode!r}"
+            )
+            raise ValueError(msg)
         self._owns_client = client is None
         self.datastore = DynamoDBDatastore(
             client or self._create_client(),
@@ -63,22 +76,47 @@ class DynamoDBFactory(InfrastructureFactory[DynamoDBTrackingRecorder]):
     def _create_client(self) -> DynamoDBClient:
         """A client configured by the standard AWS variables found in the environment;
         those absent are left to boto3, which reads ``os.environ``, profiles and roles."""
+        endpoint = self.env.get("AWS_ENDPOINT_URL_DYNAMODB") or self.env.get("AWS_ENDPOINT_URL")
+        client: DynamoDBClient = self._session().client(
+            "dynamodb", endpoint_url=endpoint, config=self._config()
+        )
+        return client
+
+    def streams_client(self) -> DynamoDBStreamsClient:
+        """A DynamoDB Streams client configured as the DynamoDB one (the indexer's);
+        ``AWS_ENDPOINT_URL_DYNAMODBSTREAMS`` or else the DynamoDB endpoint (DynamoDB Local
+        serves both)."""
         env = self.env
-        session = boto3.session.Session(
+        endpoint = (
+            env.get("AWS_ENDPOINT_URL_DYNAMODBSTREAMS")
+            or env.get("AWS_ENDPOINT_URL_DYNAMODB")
+            or env.get("AWS_ENDPOINT_URL")
+        )
+        client: DynamoDBStreamsClient = self._session().client(
+            "dynamodbstreams", endpoint_url=endpoint, config=self._config()
+        )
+        return client
+
+    def _session(self) -> boto3.session.Session:
+        env = self.env
+        return boto3.session.Session(
             aws_access_key_id=env.get("AWS_ACCESS_KEY_ID"),
             aws_secret_access_key=env.get("AWS_SECRET_ACCESS_KEY"),
             aws_session_token=env.get("AWS_SESSION_TOKEN"),
             region_name=env.get("AWS_DEFAULT_REGION") or env.get("AWS_REGION"),
         )
+
+    def _config(self) -> Config:
         retries = {
-            "mode": env.get(self.DYNAMODB_RETRY_MODE, "standard"),
-            "total_max_attempts": int(env.get(self.DYNAMODB_MAX_ATTEMPTS, "5")),
+            "mode": self.env.get(self.DYNAMODB_RETRY_MODE, "standard"),
+            "total_max_attempts": int(self.env.get(self.DYNAMODB_MAX_ATTEMPTS, "5")),
         }
-        return session.client(
-            "dynamodb",
-            endpoint_url=env.get("AWS_ENDPOINT_URL_DYNAMODB") or env.get("AWS_ENDPOINT_URL"),
-            config=Config(retries=retries),  # type: ignore[arg-type]
-        )
+        return Config(retries=retries)  # type: ignore[arg-type]
+
+    @property
+    def events_namespace(self) -> str:
+        """Where the application recorder keeps streams and log (the indexer's namespace)."""
+        return f"{self._prefix('stored')}_events"
 
     def _prefix(self, default: str) -> str:
         return self.env.name.lower() or default
@@ -90,11 +128,14 @@ class DynamoDBFactory(InfrastructureFactory[DynamoDBTrackingRecorder]):
 
     def application_recorder(self) -> ApplicationRecorder:
         topic = self.env.get(self.APPLICATION_RECORDER_TOPIC)
-        cls: type[DynamoDBApplicationRecorder] = (
-            resolve_topic(topic) if topic else DynamoDBApplicationRecorder
+        default = (
+            DynamoDBIndexedApplicationRecorder
+            if self.write_mode == "indexed"
+            else DynamoDBApplicationRecorder
         )
+        cls: type[DynamoDBApplicationRecorder] = resolve_topic(topic) if topic else default
         assert issubclass(cls, DynamoDBApplicationRecorder), cls
-        return cls(self.datastore, events_namespace=f"{self._prefix('stored')}_events")
+        return cls(self.datastore, events_namespace=self.events_namespace)
 
     def tracking_recorder(
         self, tracking_recorder_class: type[DynamoDBTrackingRecorder] | None = None
@@ -108,13 +149,16 @@ class DynamoDBFactory(InfrastructureFactory[DynamoDBTrackingRecorder]):
 
     def process_recorder(self) -> ProcessRecorder:
         topic = self.env.get(self.PROCESS_RECORDER_TOPIC)
-        cls: type[DynamoDBProcessRecorder] = (
-            resolve_topic(topic) if topic else DynamoDBProcessRecorder
+        default = (
+            DynamoDBIndexedProcessRecorder
+            if self.write_mode == "indexed"
+            else DynamoDBProcessRecorder
         )
+        cls: type[DynamoDBProcessRecorder] = resolve_topic(topic) if topic else default
         assert issubclass(cls, DynamoDBProcessRecorder), cls
         return cls(
             self.datastore,
-            events_namespace=f"{self._prefix('stored')}_events",
+            events_namespace=self.events_namespace,
             tracking_namespace=f"{self._prefix('notification')}_tracking",
         )
 

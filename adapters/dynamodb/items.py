@@ -22,6 +22,20 @@ tracking            ``{ns}#tracking#{application}``      0     ``n`` last notifi
 A batch holds consecutive events of one save, as many as fit in one item; keying it by its
 last version (or id) makes "batches holding anything after X" one key condition. The
 aggregate recorder (snapshots) writes stream batches of one event each, and no head.
+
+In the indexed write mode (:mod:`adapters.dynamodb.indexer`) a stream has no head and every
+event is an item of its own, keyed by its version: a save based on any stored version, the
+last or an earlier one, then collides with the item of the next version, which a single-key
+item per save could not guarantee (a stale [2] beside [1, 2] under key 1, or beside [2, 3]
+under key 3). The items carry their stream's id, for the indexer:
+
+==================  ===================================  ====  ===============================
+stream event        ``{ns}#stream#{originator_id}``      vers. ``l`` the version again, ``e`` the
+(indexed mode)                                                 event, ``u`` or ``o`` stream id
+indexed version     ``{ns}#indexed#{originator_id}``     0     ``v`` last version in the log
+log head            ``{ns}#loghead``                     0     ``n``, and the indexer's ``cp``
+                                                               checkpoint, ``w`` written at
+==================  ===================================  ====  ===============================
 """
 
 from __future__ import annotations
@@ -39,6 +53,7 @@ T = TypeVar("T")
 
 EVENTS = "e"
 FIRST = "f"
+LAST = "l"
 VERSION = "v"
 NOTIFICATION_ID = "n"
 
@@ -57,6 +72,10 @@ def stream_pk(namespace: str, originator_id: UUID | str) -> str:
 
 def head_pk(namespace: str, originator_id: UUID | str) -> str:
     return f"{namespace}#head#{originator_id}"
+
+
+def indexed_pk(namespace: str, originator_id: UUID | str) -> str:
+    return f"{namespace}#indexed#{originator_id}"
 
 
 def log_pk(namespace: str) -> str:
@@ -82,13 +101,20 @@ def encode_stream_event(event: StoredEvent) -> Item:
 
 
 def encode_log_event(event: StoredEvent) -> Item:
-    originator_id = event.originator_id
     encoded = encode_stream_event(event)
-    if isinstance(originator_id, UUID):
-        encoded["M"]["u"] = {"S": originator_id.hex}
-    else:
-        encoded["M"]["o"] = {"S": originator_id}
+    encoded["M"].update(encode_originator(event.originator_id))
     return encoded
+
+
+def encode_originator(originator_id: UUID | str) -> Item:
+    """The originator id as attributes: ``u`` (a UUID's hex) or ``o`` (a string)."""
+    if isinstance(originator_id, UUID):
+        return {"u": {"S": originator_id.hex}}
+    return {"o": {"S": originator_id}}
+
+
+def decode_originator(fields: Item) -> UUID | str:
+    return UUID(fields["u"]["S"]) if "u" in fields else str(fields["o"]["S"])
 
 
 def decode_stream_event(originator_id: UUID | str, encoded: Item) -> StoredEvent:
@@ -103,10 +129,9 @@ def decode_stream_event(originator_id: UUID | str, encoded: Item) -> StoredEvent
 
 def decode_log_event(notification_id: int, encoded: Item) -> Notification:
     fields = encoded["M"]
-    originator_id = UUID(fields["u"]["S"]) if "u" in fields else fields["o"]["S"]
     return Notification(
         id=notification_id,
-        originator_id=originator_id,
+        originator_id=decode_originator(fields),
         originator_version=int(fields["v"]["N"]),
         topic=fields["t"]["S"],
         state=bytes(fields["s"]["B"]),
@@ -148,9 +173,26 @@ def batch_item(pk: str, first: int, last: int, events: list[Item]) -> Item:
     return {**key(pk, last), FIRST: number(first), EVENTS: {"L": events}}
 
 
+def first_keyed_batch_item(
+    pk: str, originator_id: UUID | str, first: int, last: int, events: list[Item]
+) -> Item:
+    """A stream item of the indexed mode (one event: ``first`` = ``last``), naming its stream."""
+    return {
+        **key(pk, first),
+        LAST: number(last),
+        EVENTS: {"L": events},
+        **encode_originator(originator_id),
+    }
+
+
 _LARGEST_NUMBER = 10**38 - 1  # Takes the most bytes a number can take (21).
 
 
-def empty_batch_size(pk: str) -> int:
-    """Size of a batch item under ``pk`` with no events, whatever its first and last."""
-    return item_size(batch_item(pk, _LARGEST_NUMBER, _LARGEST_NUMBER, []))
+def empty_batch_size(pk: str, originator_id: UUID | str | None = None) -> int:
+    """Size of a batch item under ``pk`` with no events, whatever its first and last
+    (of the indexed mode's layout if ``originator_id`` is given)."""
+    if originator_id is None:
+        return item_size(batch_item(pk, _LARGEST_NUMBER, _LARGEST_NUMBER, []))
+    return item_size(
+        first_keyed_batch_item(pk, originator_id, _LARGEST_NUMBER, _LARGEST_NUMBER, [])
+    )

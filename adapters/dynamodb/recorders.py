@@ -2,28 +2,40 @@
 
 Contracts (beyond the library's, which they all meet):
 
-- An application (or process) recorder's ``insert_events`` is ONE ``TransactWriteItems``:
-  all of it is written, or nothing. Each stream's head is updated under the condition that
-  the stream holds no version at or past the first one being saved
-  (``attribute_not_exists(v) OR v < :first``); a save rejected by it raises
-  :class:`~orders.errors.VersionConflictError` with the version found, taken from the
+- Two write modes (``DYNAMODB_WRITE_MODE``) share one log format for readers:
+  ``transactional`` (:class:`DynamoDBApplicationRecorder`, :class:`DynamoDBProcessRecorder`)
+  numbers the log in the save's transaction; ``indexed``
+  (:class:`DynamoDBIndexedApplicationRecorder`, :class:`DynamoDBIndexedProcessRecorder`)
+  writes only the streams and leaves the log to :mod:`adapters.dynamodb.indexer`.
+- Transactional: ``insert_events`` is ONE ``TransactWriteItems``: all of it is written, or
+  nothing. Each stream's head is updated under the condition that the stream holds no version
+  at or past the first one being saved (``attribute_not_exists(v) OR v < :first``); a save
+  rejected by it raises :class:`StreamConflictError` with the version found, taken from the
   cancellation reason (``ReturnValuesOnConditionCheckFailure="ALL_OLD"``), not re-read.
   Versions within one save must be distinct (``IntegrityError`` otherwise). Such a stream
   only grows: a version lower than the highest stored is rejected even if it is free,
   which is what expected-version concurrency means for aggregates.
-- Application recorders number the events 1, 2, 3 ... without gaps; one save's ids are
+- Transactional recorders number the events 1, 2, 3 ... without gaps; one save's ids are
   contiguous, in the order the events were given. The log head is updated in the same
   transaction under the condition that it still holds the number the save started from.
   When only that condition fails (another process's save took the numbers first) the
   recorder re-numbers from the head value returned in the cancellation reason and sends
-  again, at most :data:`MAX_WRITE_ATTEMPTS` times, never reporting it as a conflict; a
-  ``TransactionConflict`` cancellation (a concurrent transaction on the same item) is
-  treated the same way, after reading the head afresh. Saves through one recorder take
-  turns (a lock), so they do not race each other.
+  again, at most :data:`MAX_WRITE_ATTEMPTS` times, pausing (jittered, capped) between sends
+  without holding the lock; a ``TransactionConflict`` cancellation is treated the same way,
+  after reading the head afresh. Saves through one recorder take turns (a lock), so they do
+  not race each other. A cancellation that cannot be read raises ``OperationalError``.
+- Indexed: every event is an item of its own keyed by its version, put under
+  ``attribute_not_exists``, so a save based on any stored version (the last or an earlier
+  one) collides with the item of the version after it: the expected-version check is exact.
+  A 1-event save is ONE ``PutItem`` (1 WCU per started KB); a save of several events or
+  streams is ONE ``TransactWriteItems`` of such puts (at most 100 events, checked before
+  sending). No item is shared between streams. A rejected save raises
+  :class:`StreamConflictError` with the version it collided with as the version found (the
+  stream holds at least that). ``insert_events`` returns ``None``: the indexer assigns ids.
 - ``select_notifications`` returns only a gapless run of ids: if a read sees an id whose
   predecessor is not visible yet, it stops before it, so a reader never skips an id that
-  commits later (ids are only taken by committed saves, so the gap fills). A ``Query`` may
-  see part of a transaction, so a save of more than one log batch (over 400 KB) can become
+  commits later (ids are only taken by committed writes, so the gap fills). A ``Query`` may
+  see part of a transaction, so a write of more than one log batch (over 400 KB) can become
   visible a batch at a time, in order.
 - The aggregate recorder (the snapshot store) keeps one item per event with no head:
   any version not stored yet is accepted, in any order, as on Postgres.
@@ -33,11 +45,13 @@ Contracts (beyond the library's, which they all meet):
 
 from __future__ import annotations
 
+import random
 import threading
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import islice
-from typing import Any, NoReturn
+from typing import Any, ClassVar, NoReturn
 from uuid import UUID
 
 from eventsourcing.persistence import (
@@ -64,6 +78,7 @@ from adapters.dynamodb.datastore import (
 from adapters.dynamodb.items import (
     EVENTS,
     FIRST,
+    LAST,
     NOTIFICATION_ID,
     VERSION,
     batch_item,
@@ -72,6 +87,7 @@ from adapters.dynamodb.items import (
     empty_batch_size,
     encode_log_event,
     encode_stream_event,
+    first_keyed_batch_item,
     head_pk,
     key,
     log_head_pk,
@@ -81,15 +97,40 @@ from adapters.dynamodb.items import (
     stream_pk,
     tracking_pk,
 )
-from orders.errors import VersionConflictError
 
 MAX_WRITE_ATTEMPTS = 100
 """Sends of one save that lost the race for the log head before the recorder gives up."""
+RACE_PAUSE_SECONDS = 0.002
+"""Base of the jittered pause after a lost race for the log head (doubling per try)."""
+RACE_PAUSE_MAX_SECONDS = 0.05
+"""Cap of that pause."""
 INITIAL_VERSION = 1
 """The library's first aggregate version: a save starting there expected no stream."""
 
 CONDITION_FAILED = "ConditionalCheckFailed"
 TRANSACTION_CONFLICT = "TransactionConflict"
+
+
+class StreamConflictError(IntegrityError):
+    """A save was rejected because the stream moved past the version the caller loaded.
+
+    It is an ``IntegrityError``, so an ``eventsourcing`` ``Application`` treats it as the
+    library's own recorders' conflicts. ``expected_version`` is the last version the caller
+    believed stored (``None`` for a new stream); ``actual_version`` a version found stored
+    (``None`` if DynamoDB did not say): the last one in the transactional mode, the last of
+    the batch the save collided with in the indexed mode.
+    """
+
+    def __init__(
+        self, originator_id: UUID | str, expected_version: int | None, actual_version: int | None
+    ) -> None:
+        super().__init__(
+            f"stream {originator_id}: expected version {expected_version}, "
+            f"found version {actual_version}"
+        )
+        self.originator_id = originator_id
+        self.expected_version = expected_version
+        self.actual_version = actual_version
 
 
 def _describe(event: StoredEvent) -> str:
@@ -107,6 +148,11 @@ class _StreamWrite:
     originator_id: UUID | str
     first_version: int
     actions: list[Item]
+
+    def conflict(self, found: int | None) -> StreamConflictError:
+        first = self.first_version
+        expected = first - 1 if first > INITIAL_VERSION else None
+        return StreamConflictError(self.originator_id, expected, found)
 
 
 class DynamoDBRecorder(Recorder):
@@ -259,10 +305,13 @@ class DynamoDBApplicationRecorder(_EventStreams, ApplicationRecorder):
         self._listeners: set[threading.Event] = set()
         self._listeners_lock = threading.Lock()
 
+    ids_of_nothing: ClassVar[list[int] | None] = []
+    """What saving no events returns (no ids; None where ids are assigned later)."""
+
     def insert_events(
         self, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
-        return self._insert(stored_events, []) if stored_events else []
+        return self._insert(stored_events, []) if stored_events else self.ids_of_nothing
 
     def select_notifications(
         self,
@@ -313,7 +362,7 @@ class DynamoDBApplicationRecorder(_EventStreams, ApplicationRecorder):
         with self._listeners_lock:
             self._listeners.discard(event)
 
-    def _insert(self, stored_events: Sequence[StoredEvent], extra: list[Item]) -> list[int]:
+    def _insert(self, stored_events: Sequence[StoredEvent], extra: list[Item]) -> list[int] | None:
         """Writes the events, their log entries and the ``extra`` actions in one transaction,
         re-numbering after a lost race for the log head; returns the events' ids."""
         streams = [self._stream_write(events) for events in _by_stream(stored_events)]
@@ -322,32 +371,36 @@ class DynamoDBApplicationRecorder(_EventStreams, ApplicationRecorder):
             stored_events, encode_log_event, empty_batch_size(self._log_pk), _describe
         )
         what = f"insert_events of {len(stored_events)} events in {len(streams)} streams"
+        actions = len(stream_actions) + len(log_batches) + 1 + len(extra)
         # The log head admits one save at a time: this process's saves queue here rather
-        # than race each other for it (races with other processes are re-numbered).
-        with self._numbering_lock:
-            position = self._log_head_hint
-            for _ in range(MAX_WRITE_ATTEMPTS):
+        # than race each other for it (races with other processes are re-numbered, after a
+        # pause taken outside the lock).
+        for attempt in range(1, MAX_WRITE_ATTEMPTS + 1):
+            with self._numbering_lock:
+                position = self._log_head_hint
                 log_actions = self._log_actions(log_batches, position)
                 try:
                     self.datastore.transact_write(stream_actions + log_actions + extra, what)
                 except TransactionCancelled as e:
+                    if len(e.reasons) != actions:
+                        msg = f"{what}: cancelled by DynamoDB without reasons ({e})"
+                        raise OperationalError(msg) from None
                     log_head = e.reasons[-len(extra) - 1]
                     if _code(log_head) == CONDITION_FAILED:
                         # Keep the head DynamoDB returned even if the save is refused for its
                         # version: the caller's retry then numbers right the first time.
                         self._log_head_hint = _log_head_value(log_head)
                     self._raise_unless_race(e.reasons, streams, len(extra), what)
-                    position = (
-                        self._log_head_hint
-                        if _code(log_head) == CONDITION_FAILED
-                        else self._read_log_head()  # A TransactionConflict returns no item.
-                    )
+                    if _code(log_head) != CONDITION_FAILED:
+                        self._log_head_hint = self._read_log_head()  # No item came back.
                 else:
                     self._log_head_hint = position + len(stored_events)
                     break
-            else:
-                msg = f"{what}: lost the race for the log head {MAX_WRITE_ATTEMPTS} times"
-                raise OperationalError(msg)
+            ceiling = min(RACE_PAUSE_MAX_SECONDS, RACE_PAUSE_SECONDS * 2.0 ** (attempt - 1))
+            time.sleep(random.uniform(0, ceiling))
+        else:
+            msg = f"{what}: lost the race for the log head {MAX_WRITE_ATTEMPTS} times"
+            raise OperationalError(msg)
         self._notify_listeners()
         return list(range(position + 1, position + len(stored_events) + 1))
 
@@ -413,10 +466,7 @@ class DynamoDBApplicationRecorder(_EventStreams, ApplicationRecorder):
             reason = reasons[index]
             if _code(reason) == CONDITION_FAILED:
                 item = reason.get("Item")
-                actual = int(item[VERSION]["N"]) if item else None
-                first = stream.first_version
-                expected = first - 1 if first > INITIAL_VERSION else None
-                raise VersionConflictError(stream.originator_id, expected, actual)
+                raise stream.conflict(int(item[VERSION]["N"]) if item else None)
             index += len(stream.actions)
         extra = reasons[len(reasons) - num_extra :] if num_extra else []
         if any(_code(r) == CONDITION_FAILED for r in extra):
@@ -554,9 +604,71 @@ class DynamoDBProcessRecorder(
         if not stored_events:
             if tracking is not None:
                 self.insert_tracking(tracking)
-            return []
+            return self.ids_of_nothing
         extra = [self.tracking_action(tracking)] if tracking is not None else []
         return self._insert(stored_events, extra)
+
+
+class DynamoDBIndexedApplicationRecorder(DynamoDBApplicationRecorder):
+    """The indexed write mode: a save writes only its streams; the indexer writes the log.
+
+    Reads of the log are the transactional recorder's (same items); ids appear once the
+    indexer (:mod:`adapters.dynamodb.indexer`) has caught up, so right after a save
+    ``max_notification_id`` may not count it yet.
+    """
+
+    ids_of_nothing = None
+    packs_events = False
+
+    def _insert(self, stored_events: Sequence[StoredEvent], extra: list[Item]) -> None:
+        """Writes each stream's batches (and ``extra``) in one request: a ``PutItem`` when
+        there is one item, else a ``TransactWriteItems``."""
+        streams = [self._event_items_write(events) for events in _by_stream(stored_events)]
+        actions = [action for stream in streams for action in stream.actions]
+        what = f"insert_events of {len(stored_events)} events in {len(streams)} streams"
+        if len(actions) == 1 and not extra:
+            try:
+                self.datastore.put_item(actions[0]["Put"], what)
+            except ConditionFailed as e:
+                raise streams[0].conflict(_last_version(e.item)) from None
+            return
+        try:
+            self.datastore.transact_write(actions + extra, what)
+        except TransactionCancelled as e:
+            if len(e.reasons) != len(actions) + len(extra):
+                msg = f"{what}: cancelled by DynamoDB without reasons ({e})"
+                raise OperationalError(msg) from None
+            index = 0
+            for stream in streams:
+                for reason in e.reasons[index : index + len(stream.actions)]:
+                    if _code(reason) == CONDITION_FAILED:
+                        raise stream.conflict(_last_version(reason.get("Item"))) from None
+                    if _code(reason) == TRANSACTION_CONFLICT:
+                        raise stream.conflict(None) from None
+                index += len(stream.actions)
+            codes = [_code(r) for r in e.reasons]
+            if CONDITION_FAILED in codes:
+                msg = f"{what}: tracking position already recorded (found {_found(e.reasons)})"
+                raise IntegrityError(msg) from None
+            raise OperationalError(f"{what}: cancelled by DynamoDB ({codes})") from None
+
+    def _event_items_write(self, events: list[StoredEvent]) -> _StreamWrite:
+        """One stream's events, one item each keyed by its version, each put only if new."""
+        originator_id = events[0].originator_id
+        pk = stream_pk(self.events_namespace, originator_id)
+        empty = empty_batch_size(pk, originator_id)
+        actions = []
+        for event in events:
+            (encoded,) = pack([event], encode_stream_event, empty, _describe)
+            version = event.originator_version
+            put = _put_new(first_keyed_batch_item(pk, originator_id, version, version, encoded))
+            put["Put"]["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
+            actions.append(put)
+        return _StreamWrite(originator_id, events[0].originator_version, actions)
+
+
+class DynamoDBIndexedProcessRecorder(DynamoDBProcessRecorder, DynamoDBIndexedApplicationRecorder):
+    """A process recorder in the indexed write mode: events and tracking in one request."""
 
 
 def _put_new(item: Item) -> Item:
@@ -567,6 +679,11 @@ def _log_head_value(reason: Mapping[str, Any]) -> int:
     """The log head's last id as a failed condition returned it (``ALL_OLD``); 0 if absent."""
     item = reason.get("Item")
     return int(item[NOTIFICATION_ID]["N"]) if item else 0
+
+
+def _last_version(item: Item | None) -> int | None:
+    """The last version of an indexed-mode batch as a failed condition returned it."""
+    return int(item[LAST]["N"]) if item else None
 
 
 def _found(reasons: Sequence[Mapping[str, Any]]) -> str:

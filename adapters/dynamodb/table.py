@@ -1,10 +1,12 @@
 """The event store's table: key schema, provisioning, and DynamoDB's size limits.
 
-The table has a string partition key ``pk`` and a numeric sort key ``sk`` and nothing else
-(no indexes, no streams, no TTL). :func:`table_definition` returns the ``CreateTable``
-arguments; it is the single source of the schema, for :func:`create_table_if_missing` and for
-infrastructure as code (a CloudFormation ``AWS::DynamoDB::Table`` declares the same
-``AttributeDefinitions``, ``KeySchema`` and ``BillingMode``).
+The table has a string partition key ``pk`` and a numeric sort key ``sk``, no indexes, no
+TTL, and a DynamoDB Stream of new images (``NEW_IMAGE``), which the indexed write mode's
+indexer reads (:mod:`adapters.dynamodb.indexer`; the transactional mode does not need it).
+:func:`table_definition` returns the ``CreateTable`` arguments; it is the single source of the
+schema, for :func:`create_table_if_missing` and for infrastructure as code (a CloudFormation
+``AWS::DynamoDB::Table`` declares the same ``AttributeDefinitions``, ``KeySchema``,
+``BillingMode`` and ``StreamSpecification``).
 
 The limits are DynamoDB's documented ones. :func:`item_size` computes an item's size by
 DynamoDB's rules (attribute names count, lists and maps cost 3 bytes plus 1 per element,
@@ -65,6 +67,7 @@ def table_definition(table_name: str, sort_key_type: SortKeyType = "N") -> Creat
             {"AttributeName": SORT_KEY, "KeyType": "RANGE"},
         ],
         "BillingMode": "PAY_PER_REQUEST",
+        "StreamSpecification": {"StreamEnabled": True, "StreamViewType": "NEW_IMAGE"},
     }
 
 

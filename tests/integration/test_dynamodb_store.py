@@ -29,10 +29,10 @@ from adapters.dynamodb import (
     DynamoDBFactory,
     DynamoDBLimitError,
     DynamoDBProcessRecorder,
+    StreamConflictError,
 )
 from adapters.dynamodb.items import batch_item, encode_log_event, log_pk
 from adapters.dynamodb.table import MAX_ITEM_BYTES
-from orders.errors import VersionConflictError
 from tests.support.dynamodb_local import DynamoDBLocalTestCase
 
 pytestmark = pytest.mark.dynamodb
@@ -144,14 +144,14 @@ class TestVersionConflicts(StoreTestCase):
         store = self.recorder()
         originator_id = uuid4()
         store.insert_events(events(originator_id, range(1, 4)))
-        with self.table_unchanged(), self.assertRaises(VersionConflictError) as caught:
+        with self.table_unchanged(), self.assertRaises(StreamConflictError) as caught:
             store.insert_events(events(originator_id, range(3, 5)))
         conflict = caught.exception
         self.assertEqual(
             (conflict.originator_id, conflict.expected_version, conflict.actual_version),
             (originator_id, 2, 3),
         )
-        with self.table_unchanged(), self.assertRaises(VersionConflictError) as caught:
+        with self.table_unchanged(), self.assertRaises(StreamConflictError) as caught:
             store.insert_events(events(originator_id, range(1, 2)))
         self.assertEqual(
             (caught.exception.expected_version, caught.exception.actual_version), (None, 3)
@@ -160,7 +160,7 @@ class TestVersionConflicts(StoreTestCase):
     def test_a_stream_named_by_a_string_conflicts_the_same_way(self) -> None:
         store = self.recorder()
         store.insert_events([StoredEvent("stream-a", 1, "topic", b"{}")])
-        with self.table_unchanged(), self.assertRaises(VersionConflictError) as caught:
+        with self.table_unchanged(), self.assertRaises(StreamConflictError) as caught:
             store.insert_events([StoredEvent("stream-a", 1, "topic", b"{}")])
         conflict = caught.exception
         self.assertEqual(
@@ -178,7 +178,7 @@ class TestVersionConflicts(StoreTestCase):
         copy1.trigger_event(Aggregate.Event)
         copy2.trigger_event(Aggregate.Event)
         app1.save(copy1)
-        with self.assertRaises(VersionConflictError) as caught:
+        with self.assertRaises(StreamConflictError) as caught:
             app2.save(copy2)
         self.assertEqual(
             (caught.exception.expected_version, caught.exception.actual_version), (1, 2)
@@ -192,7 +192,7 @@ class TestVersionConflicts(StoreTestCase):
         originator_id = uuid4()
         store.insert_events(events(originator_id, range(1, 6), state=b"x" * (150 * KB)))
         for first in range(1, 6):
-            with self.table_unchanged(), self.assertRaises(VersionConflictError):
+            with self.table_unchanged(), self.assertRaises(StreamConflictError):
                 store.insert_events(events(originator_id, range(first, 7)))
         store.insert_events(events(originator_id, range(6, 7)))
 
@@ -290,7 +290,7 @@ class TestNotificationLog(StoreTestCase):
         order_id = uuid4()
         first.insert_events(events(order_id, range(1, 2)))
         second.insert_events(events(uuid4(), range(1, 3)))  # The log head moves to 3.
-        with self.assertRaises(VersionConflictError):
+        with self.assertRaises(StreamConflictError):
             first.insert_events(events(order_id, range(1, 2)))  # Stale: version 1 is taken.
         before = self.datastore.metrics.snapshot()
         # The refusal returned the log head too, so the retry numbers right the first time.
@@ -350,7 +350,7 @@ class TestProcessAndSnapshots(StoreTestCase):
         self.assertIn("tracking position already recorded (found 5)", str(caught.exception))
         stale = uuid4()
         store.insert_events(events(stale, range(1, 2)), tracking=Tracking("up", 6))
-        with self.table_unchanged(), self.assertRaises(VersionConflictError):
+        with self.table_unchanged(), self.assertRaises(StreamConflictError):
             store.insert_events(events(stale, range(1, 2)), tracking=Tracking("up", 7))
         self.assertEqual(store.max_tracking_id("up"), 6)
         self.assertEqual(store.max_notification_id(), 2)

@@ -1,11 +1,13 @@
-"""Bounded stress tests of ``OrderService`` on the DynamoDB event store (DynamoDB Local).
+"""Bounded stress tests of ``OrderService`` on the DynamoDB event store (DynamoDB Local),
+in both write modes.
 
-Each test runs a fixed number of commands in 8 threads, under a time cap, then reads every
-stored event back, through the recorder and raw from the table, and checks the store's
-guarantees: contiguous versions, a gapless notification log in commit order, no event lost
-or duplicated, every rejected save reported as a version conflict, and every command applied
-exactly once. The figures (conflicts, retries, races for the log head) are printed; run
-with ``-rP`` to see them.
+One order: 8 services (each its own client and recorder) in threads race on one order.
+Distinct orders: 8 writer PROCESSES, each with its own service, on orders of their own (and,
+in the indexed mode, the indexer in a process of its own). Each test then reads every stored
+event back and checks the store's guarantees: contiguous versions, a gapless notification
+log, each order's events in version order, no event lost or duplicated, every rejected save
+reported as a version conflict, every command applied exactly once, and a reader tailing
+the log never skipping an id. Figures are printed; run with ``-rP`` to see them.
 """
 
 from __future__ import annotations
@@ -19,7 +21,9 @@ from uuid import UUID, uuid4
 import pytest
 from eventsourcing.persistence import StoredEvent
 
-from orders import OrderLinesChanged, OrderPlaced, OrderService, VersionConflictError
+from adapters.dynamodb import StreamConflictError
+from adapters.dynamodb.indexer import indexing, verify
+from orders import OrderLinesChanged, OrderPlaced, OrderService
 from tests.stress.concurrency import (
     LogFollower,
     RawTable,
@@ -31,6 +35,7 @@ from tests.stress.concurrency import (
     sku_of,
     unique_lines,
 )
+from tests.stress.processes import IndexerProcess, percentile, run_writers, wait_until
 from tests.support.dynamodb_local import DynamoDBLocalTestCase
 
 pytestmark = pytest.mark.dynamodb
@@ -41,16 +46,25 @@ WORKERS_TIMEOUT = 100.0
 """Seconds the workers of one test may take; the test fails beyond it."""
 ONE_ORDER_MAX_ATTEMPTS = 200
 """Tries per command on the one contended order; 8 ways took up to 35 in our runs."""
-MULTI_EVENT_EVERY = 10
-"""On distinct orders, every 10th command of a worker saves several line changes at once."""
+
+
+PROCESSES = 8
+ORDERS_PER_PROCESS = 4
+COMMANDS_PER_PROCESS = 60
+CATCH_UP_SECONDS = 60.0
 
 
 class StressTestCase(DynamoDBLocalTestCase):
     """A fresh table, and the checks every stress test makes of what was stored."""
 
+    mode = "transactional"
+
+    def env(self, **settings: str) -> dict[str, str]:
+        return {**self.dynamodb_env(), "DYNAMODB_WRITE_MODE": self.mode, **settings}
+
     def service(self, **settings: str) -> OrderService:
         """A new ``OrderService`` (its own client) on this test's table."""
-        service = OrderService(env={**self.dynamodb_env(), **settings})
+        service = OrderService(env=self.env(**settings))
         self.addCleanup(service.close)
         return service
 
@@ -69,8 +83,10 @@ class StressTestCase(DynamoDBLocalTestCase):
             events = list(recorder.select_events(order_id))
             versions = [e.originator_version for e in events]
             self.assertEqual(versions, list(range(1, len(events) + 1)), "versions contiguous")
-            self.assertEqual(list(map(identity, raw.stream(order_id))), list(map(identity, events)))
-            self.assertEqual(raw.stream_head(order_id), len(events))
+            if self.mode == "transactional":
+                raw_events = list(map(identity, raw.stream(order_id)))
+                self.assertEqual(raw_events, list(map(identity, events)))
+                self.assertEqual(raw.stream_head(order_id), len(events))
             stored += events
 
         total = len(stored)
@@ -86,12 +102,18 @@ class StressTestCase(DynamoDBLocalTestCase):
             self.assertEqual(in_log, list(range(1, len(in_log) + 1)), "ids ascend with versions")
 
         self.assertEqual(watch.other_errors, [])
-        given: list[int] = []
-        for events, ids in watch.committed:
-            self.assertEqual(ids, list(range(ids[0], ids[0] + len(events))), "one save, one run")
-            self.assertEqual([identity(log[i - 1]) for i in ids], list(map(identity, events)))
-            given += ids
-        self.assertEqual(sorted(given), list(range(1, total + 1)), "each id given once")
+        if self.mode == "indexed":
+            report = verify(recorder.datastore, recorder.events_namespace)
+            self.assertTrue(report.ok, report)
+            self.assertEqual(report.log_events, total)
+        else:
+            given: list[int] = []
+            for events, ids in watch.committed:
+                run = list(range(ids[0], ids[0] + len(events)))
+                self.assertEqual(ids, run, "one save, one run")
+                self.assertEqual([identity(log[i - 1]) for i in ids], list(map(identity, events)))
+                given += ids
+            self.assertEqual(sorted(given), list(range(1, total + 1)), "each id given once")
 
         self.assertIsNone(follower.error)
         self.assertEqual(follower.jumps, [], "a reader skipped an id that committed later")
@@ -113,8 +135,8 @@ class StressTestCase(DynamoDBLocalTestCase):
     def check_conflicts(self, watch: SaveWatch, order_ids: set[UUID]) -> None:
         """Every rejected save was a version conflict naming the order and where it stood."""
         for conflict in watch.all_conflicts():
-            self.assertIsInstance(conflict, VersionConflictError)
-            assert isinstance(conflict, VersionConflictError)
+            self.assertIsInstance(conflict, StreamConflictError)
+            assert isinstance(conflict, StreamConflictError)
             self.assertIn(conflict.originator_id, order_ids)
             self.assertIsNotNone(conflict.expected_version)
             self.assertIsNotNone(conflict.actual_version)
@@ -122,12 +144,14 @@ class StressTestCase(DynamoDBLocalTestCase):
             self.assertGreater(conflict.actual_version, conflict.expected_version)
 
     def transaction_errors(self, services: Sequence[OrderService]) -> int:
-        """``TransactWriteItems`` calls DynamoDB refused, counted by the services' datastores."""
+        """Writes (``TransactWriteItems``, and ``PutItem`` of the indexed mode's saves)
+        DynamoDB refused, counted by the services' datastores."""
         errors = 0
         for service in services:
             by_operation = recorder_of(service).datastore.metrics.snapshot().by_operation
-            if "TransactWriteItems" in by_operation:
-                errors += by_operation["TransactWriteItems"].errors
+            for operation in ("TransactWriteItems", "PutItem"):
+                if operation in by_operation:
+                    errors += by_operation[operation].errors
         return errors
 
 
@@ -139,7 +163,7 @@ class TestConcurrentCommands(StressTestCase):
         Proves, for 800 racing commands on one stream: every command is applied exactly once
         (its unique line set is stored once, at the version the command returned), versions
         and notification ids run 1..801 without gap or duplicate, a concurrent reader never
-        skips an id, and every rejected save was a ``VersionConflictError`` that the
+        skips an id, and every rejected save was a ``StreamConflictError`` that the
         service's retry absorbed (no command raised).
 
         The services pause between tries as by default (jittered, doubling, capped); under
@@ -167,6 +191,7 @@ class TestConcurrentCommands(StressTestCase):
             for service in services:
                 stack.enter_context(watch.watching(recorder_of(service)))
             services[0].place_order("customer-1", unique_lines(0, -1), "EUR", order_id=order_id)
+            stack.enter_context(indexing(services[0].factory, timeout=CATCH_UP_SECONDS))
             follower = stack.enter_context(LogFollower(recorder_of(services[0])))
             failures = run_workers(WORKERS, COMMANDS_PER_WORKER, change, timeout=WORKERS_TIMEOUT)
         elapsed = time.monotonic() - started
@@ -196,59 +221,61 @@ class TestConcurrentCommands(StressTestCase):
             f"{follower.reads} reads"
         )
 
-    @pytest.mark.timeout(150)
-    def test_eight_workers_on_eight_orders(self) -> None:
-        """8 threads sharing one service each run 100 commands on an order of their own.
+    @pytest.mark.timeout(200)
+    def test_writer_processes_on_distinct_orders(self) -> None:
+        """8 processes, each its own service, run 60 one-event commands on 4 orders of
+        their own while a reader in this process tails the log.
 
-        Every 10th command saves 2 to 5 line changes in one save. Proves that saves of
-        different streams racing only for the log head are never reported as conflicts,
-        that each save's notification ids are one contiguous run in its events' order, that
-        ids are gapless and ascend with each stream's versions, that a concurrent reader
-        never skips an id, and that every command is applied exactly once.
+        Proves, across processes: every command applied exactly once at the version it
+        returned, versions contiguous, ids gapless from 1 and each event logged once, each
+        order's events in version order, no conflict between distinct orders, and a tailing
+        reader that never skips an id. In the indexed mode the indexer runs in a ninth
+        process and the log is complete once it has caught up.
         """
-        service = self.service()
-        recorder = recorder_of(service)
-        watch = SaveWatch()
-        order_ids = [uuid4() for _ in range(WORKERS)]
-        expected: set[str] = set()
-
-        def change(worker: int, command: int) -> None:
-            order_id = order_ids[worker]
-            if command == 0:
-                lines = unique_lines(worker, -1)
-                service.place_order("customer-1", lines, "EUR", order_id=order_id)
-            if command % MULTI_EVENT_EVERY == MULTI_EVENT_EVERY - 1:
-                order = service.get_order(order_id)
-                for part in range(2 + (command // MULTI_EVENT_EVERY) % 4):
-                    order.change_lines(unique_lines(worker, command, part))
-                service.save(order)
-            else:
-                service.change_lines(order_id, unique_lines(worker, command))
-
-        for worker in range(WORKERS):
-            expected.add(sku_of(worker, -1))
-            for command in range(COMMANDS_PER_WORKER):
-                parts = 1
-                if command % MULTI_EVENT_EVERY == MULTI_EVENT_EVERY - 1:
-                    parts = 2 + (command // MULTI_EVENT_EVERY) % 4
-                expected |= {sku_of(worker, command, part) for part in range(parts)}
-
+        reader = self.service()
+        recorder = recorder_of(reader)
+        env = self.env()
+        total = PROCESSES * (ORDERS_PER_PROCESS + COMMANDS_PER_PROCESS)
         started = time.monotonic()
-        with watch.watching(recorder), LogFollower(recorder) as follower:
-            failures = run_workers(WORKERS, COMMANDS_PER_WORKER, change, timeout=WORKERS_TIMEOUT)
-        elapsed = time.monotonic() - started
+        with ExitStack() as stack:
+            if self.mode == "indexed":
+                stack.enter_context(IndexerProcess(env))
+            follower = stack.enter_context(LogFollower(recorder))
+            results = run_writers(
+                env, PROCESSES, ORDERS_PER_PROCESS, COMMANDS_PER_PROCESS, timeout=WORKERS_TIMEOUT
+            )
+            wrote = time.monotonic()
+            wait_until(
+                lambda: (recorder.max_notification_id() or 0) >= total,
+                CATCH_UP_SECONDS,
+                "the log did not reach every event",
+            )
+        caught_up = time.monotonic()
 
-        self.assertEqual(failures, {}, "no command may raise")
-        stored = self.check_store(service, order_ids, watch, follower)
-        self.check_lines(service, stored, expected)
-        self.assertEqual(len(stored), len(expected))
-        self.assertEqual(watch.all_conflicts(), [], "distinct orders never conflict")
-        multi = [ids for events, ids in watch.committed if len(events) > 1]
-        self.assertEqual(len(multi), WORKERS * COMMANDS_PER_WORKER // MULTI_EVENT_EVERY)
-        races = self.transaction_errors([service])
+        order_ids = sorted({UUID(order) for r in results for order, _, _, _ in r.commands})
+        self.assertEqual(len(order_ids), PROCESSES * ORDERS_PER_PROCESS)
+        stored = self.check_store(reader, order_ids, SaveWatch(), follower)
+        self.assertEqual(len(stored), total)
+        by_position = {(str(e.originator_id), e.originator_version): e for e in stored}
+        for result in results:
+            for order, version, sku, _ in result.commands:
+                event = reader.mapper.to_domain_event(by_position[order, version])
+                assert isinstance(event, OrderLinesChanged)
+                self.assertEqual([line.sku for line in event.lines], [sku])
+        commands = sum(len(r.commands) for r in results)
+        latencies = [t for r in results for t in r.latencies]
         print(
-            f"eight orders: {len(watch.committed)} saves ({len(multi)} of several events, "
-            f"{len(stored)} events) in {elapsed:.1f} s, 0 conflicts, {races} log-head races "
-            f"re-sent inside the recorder, follower read {len(follower.seen)} notifications "
-            f"in {follower.reads} reads"
+            f"{self.mode}, {PROCESSES} writer processes on distinct orders: {commands} commands "
+            f"in {wrote - started:.1f} s (with start-up), "
+            f"{sum(r.round_trips for r in results) / commands:.2f} round trips and "
+            f"{sum(r.estimated_wcu for r in results) / commands:.1f} WCU per command, "
+            f"p99 {1000 * percentile(latencies, 99):.0f} ms; log complete "
+            f"{caught_up - wrote:.2f} s after the last write; follower read "
+            f"{len(follower.seen)} notifications in {follower.reads} reads"
         )
+
+
+class TestConcurrentCommandsIndexed(TestConcurrentCommands):
+    """The same stress tests in the indexed write mode."""
+
+    mode = "indexed"

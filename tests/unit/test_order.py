@@ -27,6 +27,7 @@ from orders import (
     PaymentConfirmed,
     Trace,
 )
+from orders.values import MAX_DIGITS, digit_count
 from tests.unit.builders import (
     CANCEL_REASON,
     OTHER_LINES,
@@ -209,6 +210,10 @@ def test_an_order_may_have_exactly_the_maximum_number_of_lines() -> None:
         ("SKU-1", 1, "9.99", "decimal-money"),
         ("SKU-1", 1, Decimal("NaN"), "decimal-money"),
         ("SKU-1", 1, Decimal("Infinity"), "decimal-money"),
+        ("SKU-1", 1, Decimal("12345678901234.56"), "money-digits"),
+        ("SKU-1", 1, Decimal("0.0000000000000001"), "money-digits"),
+        ("SKU-1", 1, Decimal("1E+15"), "money-digits"),
+        ("SKU-1", 10**15, Decimal(0), "positive-quantity"),
     ],
 )
 def test_an_order_line_that_breaks_a_rule_cannot_exist(
@@ -224,6 +229,24 @@ def test_a_float_price_is_refused_with_the_decimal_to_use_instead() -> None:
     """Given a float price When a line is made Then the error says which Decimal to pass."""
     with pytest.raises(OrderRuleError, match=r"Decimal\('9.99'\)"):
         OrderLine("SKU-1", 1, 9.99)  # type: ignore[arg-type]
+
+
+def test_amounts_of_up_to_fifteen_digits_are_exact_for_a_consumer_reading_doubles() -> None:
+    """Given prices of exactly MAX_DIGITS digits When lines are made
+    Then they are accepted, and each survives a round trip through a double."""
+    for price in ("1234567890123.45", "0.000000000000001", "999999999999999", "9.99"):
+        line = OrderLine("SKU-1", 1, Decimal(price))
+        assert digit_count(line.unit_price) <= MAX_DIGITS
+        assert Decimal(repr(float(line.unit_price))) == line.unit_price
+
+
+def test_an_order_whose_total_has_too_many_digits_is_refused_naming_the_total() -> None:
+    """Given lines each within MAX_DIGITS whose total is not When the order is placed
+    Then OrderRuleError money-digits names the order total."""
+    lines = [OrderLine("SKU-1", 3, Decimal("999999999999999")), OrderLine("SKU-2", 1, Decimal(1))]
+    with pytest.raises(OrderRuleError, match="the order total") as refused:
+        Order.place("customer-1", lines, "EUR")
+    assert refused.value.rule == "money-digits"
 
 
 def test_free_lines_are_allowed_and_an_int_price_becomes_a_decimal() -> None:
@@ -266,6 +289,7 @@ REFUSALS: list[tuple[OrderState, Command, str]] = [
     ("pending", pay(TWO_LINES_TOTAL, payment_id=""), "payment-id-required"),
     ("pending", pay(10.0), "decimal-money"),
     ("pending", pay(Decimal(-10)), "non-negative-money"),
+    ("pending", pay(Decimal("10.0000000000000000")), "money-digits"),
     ("pending", pay(Decimal(9)), "payment-equals-total"),
     ("paid", pay(TWO_LINES_TOTAL, payment_id="pay-2"), "payment-already-confirmed"),
     ("paid", pay(Decimal(11)), "payment-equals-total"),

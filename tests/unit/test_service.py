@@ -13,15 +13,14 @@ from uuid import UUID, uuid4
 import pytest
 from eventsourcing.persistence import IntegrityError, OperationalError, StoredEvent
 
+from adapters.dynamodb import StreamConflictError
 from orders import (
     Order,
     OrderConflictError,
-    OrderLine,
     OrderNotFoundError,
     OrderRuleError,
     OrderService,
     PlacedOrder,
-    VersionConflictError,
 )
 from tests.unit.builders import CANCEL_REASON, OTHER_LINES, PAYMENT_ID, TWO_LINES, TWO_LINES_TOTAL
 
@@ -375,13 +374,13 @@ def test_a_command_that_keeps_losing_gives_up_with_the_versions(
 def test_the_found_version_comes_from_the_stores_version_conflict_error(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Given a store that rejects every save with VersionConflictError(found version 42)
+    """Given a store that rejects every save with StreamConflictError(found version 42)
     When a command runs Then OrderConflictError reports 42 without asking the store again."""
     service = OrderService({**popo_env(), "ORDERS_MAX_ATTEMPTS": "2"})
     order_id = place(service)
 
     def reject(stored_events: Sequence[StoredEvent], **kwargs: Any) -> None:
-        raise VersionConflictError(order_id, 1, 42)
+        raise StreamConflictError(order_id, 1, 42)
 
     monkeypatch.setattr(service.recorder, "insert_events", reject)
 
@@ -392,27 +391,27 @@ def test_the_found_version_comes_from_the_stores_version_conflict_error(
     assert conflict.value.attempts == 2
 
 
-def test_placing_a_new_order_that_conflicts_once_is_retried(
+def test_an_integrity_error_while_the_order_did_not_move_is_not_retried(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Given a store that rejects the first save with a plain IntegrityError
-    When an order is placed Then the second try stores it at version 1."""
+    """Given a store that rejects a save with a plain IntegrityError (a stray item, say)
+    while the order stays at the version loaded When a command runs Then that error is raised
+    after one try, not reported as concurrent saves, and nothing is recorded."""
     service = OrderService(popo_env())
-    insert: Insert = service.recorder.insert_events
-    failures = iter([IntegrityError("simulated conflict")])
+    order_id = place(service)
+    tries: list[int] = []
 
-    def fail_once(stored_events: Sequence[StoredEvent], **kwargs: Any) -> Any:
-        failure = next(failures, None)
-        if failure is not None:
-            raise failure
-        return insert(stored_events, **kwargs)
+    def reject(stored_events: Sequence[StoredEvent], **kwargs: Any) -> None:
+        tries.append(1)
+        raise IntegrityError("simulated stray item")
 
-    monkeypatch.setattr(service.recorder, "insert_events", fail_once)
+    monkeypatch.setattr(service.recorder, "insert_events", reject)
 
-    placed = service.place_order("customer-1", [OrderLine("SKU-1", 1, Decimal(5))], "EUR")
+    with pytest.raises(IntegrityError, match="stray item"):
+        service.cancel(order_id, CANCEL_REASON)
 
-    assert placed.version == 1
-    assert service.get_order(placed.order_id).total == Decimal(5)
+    assert tries == [1]
+    assert service.get_order(order_id).version == 1
 
 
 def test_pauses_between_tries_never_exceed_the_cap(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -431,7 +430,7 @@ def test_pauses_between_tries_never_exceed_the_cap(monkeypatch: pytest.MonkeyPat
     monkeypatch.setattr("orders.service.time.sleep", pauses.append)
 
     def reject(stored_events: Sequence[StoredEvent], **kwargs: Any) -> None:
-        raise VersionConflictError(order_id, 1, 2)
+        raise StreamConflictError(order_id, 1, 2)
 
     monkeypatch.setattr(service.recorder, "insert_events", reject)
 
