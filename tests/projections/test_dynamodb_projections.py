@@ -9,12 +9,13 @@ import pytest
 
 from adapters import projection_workers
 from adapters.demo import run_demo
-from adapters.dynamodb import DynamoDBDatastore
+from adapters.dynamodb import DynamoDBDatastore, DynamoDBFactory
+from adapters.dynamodb.indexer import indexer_of
 from adapters.dynamodb_views import DynamoDBViewStore
 from orders import OrderService
 from projections.rebuild import Rebuild
 from projections.runtime import Runner, live_generation
-from projections.views import PROJECTIONS
+from projections.views import PROJECTIONS, OrderViews
 from tests.projections.support import all_contents, replayed
 from tests.support.dynamodb_local import DynamoDBLocalTestCase
 
@@ -46,6 +47,30 @@ class TestProjectionsOnDynamoDB(DynamoDBLocalTestCase):
         assert result.dropped_rows > 0
         assert live_generation(self.store, projection.name) == 2
         assert all_contents(self.store, self.service.recorder, decode) == expected
+
+    def test_runners_read_the_indexed_mode_log_as_its_indexer_fills_it(self) -> None:
+        service = OrderService(env={**self.dynamodb_env(), "DYNAMODB_WRITE_MODE": "indexed"})
+        self.addCleanup(service.close)
+        summary = run_demo(service, 15, seed=6)
+        decode = service.mapper.to_domain_event
+        runners = [
+            Runner(projection, self.store, service.recorder, decode, batch_size=10)
+            for projection in PROJECTIONS.values()
+        ]
+        assert [runner.catch_up() for runner in runners] == [0, 0, 0]  # no ids assigned yet
+        views = OrderViews(self.store)
+        order_id = summary.placed[0]
+        version = service.get_order(order_id).version
+        with pytest.raises(TimeoutError):
+            views.wait_for_order(order_id, version, timeout=0.1)
+        assert isinstance(service.factory, DynamoDBFactory)
+        indexed = indexer_of(service.factory).catch_up()
+        assert indexed > 0
+        assert [runner.catch_up() for runner in runners] == [indexed] * 3
+        views.wait_for_order(order_id, version, timeout=0.1)
+        assert all_contents(self.store, service.recorder, decode) == replayed(
+            service.recorder, decode
+        )
 
     def test_the_lambda_handler_processes_what_is_new_and_returns(self) -> None:
         with pytest.MonkeyPatch.context() as patch:
