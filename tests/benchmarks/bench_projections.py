@@ -30,6 +30,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -50,7 +51,7 @@ from tests.projections.support import seed_orders
 from tests.support.dynamodb_local import DynamoDBLocal
 
 REBUILT = ("order_summary", "orders_by_status", "customer_orders")
-ROUNDS = 3
+ROUNDS = 2
 COMMANDS_PER_SECOND = 100
 LOAD_THREADS = 4
 
@@ -65,7 +66,7 @@ class Bench:
         self.seed_seconds = time.perf_counter() - started
 
     def views_table(self) -> tuple[str, DynamoDBDatastore]:
-        table = self.server.new_table().replace("test-", "views-")
+        table = f"views-{uuid.uuid4().hex}"
         datastore = DynamoDBDatastore(self.server.client(), table, metrics=DynamoDBMetrics())
         DynamoDBViewStore(datastore).create_table_if_missing()
         return table, datastore
