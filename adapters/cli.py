@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
@@ -26,7 +26,9 @@ from adapters.dlq_cli import dlq_app
 from adapters.downstream_cli import downstream_app
 from adapters.dynamodb.indexer import indexing
 from adapters.local import EVENTS_FILE_NAME, default_data_dir, local_env
+from adapters.observed import observe_commands
 from adapters.projections_cli import backends, demo_views, projections_app
+from adapters.telemetry import MetricsSink, NullMetrics, get_logger, metrics_from_env
 from orders import Order, OrderLine, OrderNotFoundError, OrderRuleError, OrderService
 
 # Errors become one line on stderr (see adapters.cli_errors). Help is plain text: rich markup
@@ -61,20 +63,26 @@ class Settings:
     ``local`` keeps events (and views) in SQLite under ``data_dir``. ``dynamodb`` uses ``table``,
     reached through the standard AWS variables (``AWS_ENDPOINT_URL_DYNAMODB`` for DynamoDB Local)
     and the store's own settings (``DYNAMODB_CREATE_TABLE=y`` to create it), all read from the
-    process environment (see ``adapters.dynamodb``).
+    process environment (see ``adapters.dynamodb``). ``metrics`` is where commands report
+    (``$ORDERS_METRICS``, see ``adapters.telemetry``; flushed when the command ends).
     """
 
     backend: Backend
     data_dir: Path
     table: str
+    metrics: MetricsSink = field(default_factory=NullMetrics)
 
     def service(self) -> OrderService:
-        """The ``OrderService`` on the chosen backend."""
+        """The ``OrderService`` on the chosen backend, reporting to ``metrics`` if they are on."""
         if self.backend is Backend.DYNAMODB:
-            return OrderService(
+            service = OrderService(
                 env={"PERSISTENCE_MODULE": "adapters.dynamodb", "DYNAMODB_TABLE_NAME": self.table}
             )
-        return OrderService(env=local_env(self.data_dir))
+        else:
+            service = OrderService(env=local_env(self.data_dir))
+        if isinstance(self.metrics, NullMetrics):
+            return service
+        return observe_commands(service, self.metrics, get_logger())
 
     def existing_service(self, order_id: UUID) -> OrderService:
         """The service, to act on ``order_id``; on the local backend with nothing stored yet,
@@ -102,7 +110,9 @@ def choose_backend(
     ] = "orders-events",
 ) -> None:
     """Event-sourced order service: demo, audit and operations."""
-    context.obj = Settings(backend, data_dir or default_data_dir(), table)
+    metrics = metrics_from_env()
+    context.call_on_close(metrics.flush)
+    context.obj = Settings(backend, data_dir or default_data_dir(), table, metrics)
 
 
 def settings_of(context: typer.Context) -> Settings:

@@ -22,12 +22,14 @@ from eventsourcing.utils import strtobool
 from adapters.dynamodb import DynamoDBDatastore, DynamoDBFactory
 from adapters.dynamodb_views import DynamoDBViewStore
 from adapters.sqlite_views import SQLiteViewStore
+from adapters.telemetry import PROJECTION_LAG, MetricsSink, metrics_from_env
 from orders import OrderService
 from projections.ports import ViewStore
 from projections.runtime import Runner
 from projections.views import PROJECTIONS, projection_named
 
 VIEWS_FILE_NAME = "views.sqlite3"
+LAG_REPORT_SECONDS = 60.0
 VIEWS_TABLE_VARIABLE = "ORDERS_VIEWS_TABLE"
 
 
@@ -62,10 +64,28 @@ def runners(
     return [Runner(p, store, service.recorder, decode, **options) for p in chosen]
 
 
-def run_worker(workers: list[Runner], stop: threading.Event, poll_interval: float = 0.2) -> None:
+def report_lag(workers: list[Runner], metrics: MetricsSink) -> None:
+    """Gauge each projection's lag: notifications between its position and the log head."""
+    for runner in workers:
+        progress = runner.progress()
+        lag = progress.head - progress.position
+        metrics.gauge(PROJECTION_LAG, lag, Projection=runner.projection.name)
+
+
+def run_worker(
+    workers: list[Runner],
+    stop: threading.Event,
+    poll_interval: float = 0.2,
+    metrics: MetricsSink | None = None,
+) -> None:
     """Follow the log with every runner until ``stop`` is set, idle ones waiting
-    ``poll_interval``. Each batch commits whole, so stopping loses nothing."""
+    ``poll_interval``. Each batch commits whole, so stopping loses nothing. With ``metrics``,
+    reports the projections' lag once a minute and flushes them when stopped."""
+    reported = float("-inf")
     while not stop.is_set():
+        if metrics is not None and time.monotonic() - reported >= LAG_REPORT_SECONDS:
+            report_lag(workers, metrics)
+            reported = time.monotonic()
         busy = False
         for runner in workers:
             if stop.is_set():
@@ -73,6 +93,8 @@ def run_worker(workers: list[Runner], stop: threading.Event, poll_interval: floa
             busy |= runner.run_once() == runner.batch_size
         if not busy:
             stop.wait(poll_interval)
+    if metrics is not None:
+        metrics.flush()
 
 
 def process_new(workers: list[Runner], seconds_left: float) -> dict[str, int]:
@@ -107,5 +129,8 @@ def handler(event: Mapping[str, Any], context: Any) -> dict[str, Any]:
         _lambda_runners.extend(runners(service, dynamodb_view_store(service, table)))
     seconds_left = context.get_remaining_time_in_millis() / 1000 - 10 if context else 60.0
     processed = process_new(_lambda_runners, seconds_left)
+    metrics = metrics_from_env()
+    report_lag(_lambda_runners, metrics)
+    metrics.flush()
     positions = {r.projection.name: r.progress().position for r in _lambda_runners}
     return {"processed": processed, "positions": positions}

@@ -33,6 +33,7 @@ from adapters.projection_workers import (
     runners,
     sqlite_view_store,
 )
+from adapters.telemetry import metrics_from_env
 from orders import OrderError, OrderEvent, OrderService
 from projections.ports import ViewStore, ViewStoreError
 from projections.rebuild import Rebuild, RebuildResult, reproject_order
@@ -133,7 +134,7 @@ def run(
                 console.print(
                     f"following the log for {', '.join(w.projection.name for w in workers)}"
                 )
-                run_worker(workers, stop, poll_interval)
+                run_worker(workers, stop, poll_interval, metrics=metrics_from_env())
         for worker in workers:
             console.print(f"{worker.projection.name}: {worker.applied} notifications processed")
 
