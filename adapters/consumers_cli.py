@@ -54,7 +54,8 @@ def run(
         typer.Option(min=0, help="Seconds before a failed message returns [default: queue's]"),
     ] = None,
 ) -> None:
-    """Consume QUEUE until SIGTERM or Ctrl-C; the batch in work is finished first."""
+    """Consume QUEUE until SIGTERM or Ctrl-C: the batch in work is finished and deleted first,
+    so a stop takes at most one long poll (--wait-seconds) plus that batch."""
     chosen: list[Backends] = []
 
     def chosen_backends() -> Backends:  # built only if a consumer asks for them
