@@ -19,6 +19,9 @@ picks one. A value given with other dimensions than its metric declares is refus
 Logs. :func:`get_logger` is Powertools' JSON ``Logger`` (stdout in Lambda, stderr in workers,
 the same fields either way); :func:`event_fields` are the fields every line that handles an
 event carries (``order_id``, ``event_id``, ``correlation_id``), passed as ``extra=``.
+
+It imports nothing of the domain, so every adapter (the DynamoDB persistence module included)
+may use it.
 """
 
 from __future__ import annotations
@@ -35,9 +38,6 @@ from uuid import UUID
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.metrics import EphemeralMetrics
-
-from orders import OrderEvent
-from schemas.mapping import event_id
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudwatch import CloudWatchClient
@@ -328,16 +328,3 @@ def event_fields(
         "correlation_id": correlation_id,
         **more,
     }
-
-
-def order_event_fields(event: OrderEvent, **more: object) -> dict[str, object]:
-    """:func:`event_fields` of a stored order event (its published id, version and type too)."""
-    return event_fields(
-        event.originator_id,
-        event_id(event),
-        event.correlation_id,
-        causation_id=event.causation_id,
-        version=event.originator_version,
-        event_type=event.type_name,
-        **more,
-    )
