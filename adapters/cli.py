@@ -20,7 +20,10 @@ from rich.table import Table
 
 from adapters.cli_errors import OneLineErrors
 from adapters.cli_indexer import indexer_app
+from adapters.consumers_cli import consumers_app
 from adapters.demo import run_demo
+from adapters.dlq_cli import dlq_app
+from adapters.downstream_cli import downstream_app
 from adapters.dynamodb.indexer import indexing
 from adapters.local import EVENTS_FILE_NAME, default_data_dir, local_env
 from adapters.observed import observe_commands
@@ -37,6 +40,9 @@ app = typer.Typer(
     rich_markup_mode=None,
     pretty_exceptions_enable=False,
 )
+app.add_typer(consumers_app, name="consumers")
+app.add_typer(dlq_app, name="dlq")
+app.add_typer(downstream_app, name="downstream")
 app.add_typer(projections_app, name="projections")
 app.add_typer(indexer_app, name="indexer")
 # Piped output (CI logs, tests) gets a width that fits uuids and timestamps instead of 80 columns.

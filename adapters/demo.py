@@ -1,6 +1,8 @@
 """The end-to-end demo: places and advances a few hundred orders through ``OrderService``.
 
 It drives the public Python API only, so it runs on whichever backend the service was built on.
+It plays the payment service too: payments are ``PaymentSucceeded`` events handed, as JSON, to
+the payment saga's record handler, the one an SQS consumer of payment events runs.
 """
 
 from __future__ import annotations
@@ -14,6 +16,10 @@ from decimal import Decimal
 from uuid import UUID, uuid4
 
 from orders import OrderError, OrderLine, OrderService
+from projections.consumers import PAYMENT_DETAIL_TYPES, Dispatcher
+from projections.saga import PaymentSaga
+from schemas import to_json
+from schemas.payments import payment_succeeded
 
 CATALOGUE: dict[str, Decimal] = {
     "BOOK-001": Decimal("12.50"),
@@ -44,12 +50,18 @@ def random_lines(rng: random.Random) -> list[OrderLine]:
 
 
 def order_journeys(
-    service: OrderService, order_id: UUID, journey: str, rng: random.Random
+    service: OrderService,
+    order_id: UUID,
+    journey: str,
+    rng: random.Random,
+    payments: Callable[[str], None],
 ) -> Iterator[Callable[[], object]]:
     """The commands one order goes through, most of them valid, some deliberately not.
 
     Every command of one order's journey shares the correlation id ``journey``; the causation id
-    names the system that sent the command, which is what an audit asks for.
+    names the system that sent the command, which is what an audit asks for. Payments are
+    events of the payment service handed to ``payments`` (the payment saga's record handler),
+    which confirms them on the order with the payment event's id as causation id.
     """
 
     def by(sender: str) -> dict[str, str]:
@@ -68,16 +80,14 @@ def order_journeys(
     total = service.get_order(order_id).total
     payment = f"pay-{order_id.hex[:12]}"
     if roll < 0.30:  # a wrong amount is refused; nothing is recorded
-        yield lambda: service.confirm_payment(
-            order_id, payment_id=payment, amount=total / 2, **by("payment-service")
+        underpaid = to_json(
+            payment_succeeded(order_id, payment, total / 2, "EUR", correlation_id=journey)
         )
-    yield lambda: service.confirm_payment(
-        order_id, payment_id=payment, amount=total, **by("payment-service")
-    )
-    if roll < 0.35:  # the payment provider delivers the same payment twice: no new event
-        yield lambda: service.confirm_payment(
-            order_id, payment_id=payment, amount=total, **by("payment-service")
-        )
+        yield lambda: payments(underpaid)
+    paid = to_json(payment_succeeded(order_id, payment, total, "EUR", correlation_id=journey))
+    yield lambda: payments(paid)
+    if roll < 0.35:  # the payment event is delivered twice: no new event
+        yield lambda: payments(paid)
     yield lambda: service.ship(order_id, **by("warehouse"))
     if roll < 0.45:
         return  # still on its way
@@ -95,6 +105,7 @@ def run_demo(
     """Place ``order_count`` orders and walk each through a journey; refusals are counted."""
     rng = random.Random(seed)
     summary = DemoSummary()
+    payments = Dispatcher([(PAYMENT_DETAIL_TYPES, PaymentSaga(service))])
     started = time.perf_counter()
     run = uuid4().hex[:8]
     for number in range(order_count):
@@ -110,7 +121,7 @@ def run_demo(
         )
         summary.placed.append(placed.order_id)
         summary.commands += 1
-        for command in order_journeys(service, placed.order_id, journey, rng):
+        for command in order_journeys(service, placed.order_id, journey, rng, payments):
             summary.commands += 1
             try:
                 command()

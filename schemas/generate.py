@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, get_args
 
 from schemas.contract import ENVELOPE, ENVELOPE_TYPES
+from schemas.payments import PAYMENT_ENVELOPE_TYPES
 
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 SCHEMA_DIR = Path(__file__).resolve().parent
@@ -23,7 +24,7 @@ def _as_file(schema: dict[str, Any]) -> str:
 def rendered_schemas() -> dict[str, str]:
     """The text of every schema file, by file name."""
     files = {"envelope.schema.json": _as_file(ENVELOPE.json_schema(by_alias=True))}
-    for envelope_type in ENVELOPE_TYPES:
+    for envelope_type in ENVELOPE_TYPES + PAYMENT_ENVELOPE_TYPES:
         (detail_type,) = get_args(envelope_type.model_fields["detail_type"].annotation)
         schema = envelope_type.model_json_schema(by_alias=True)
         files[f"{detail_type}.schema.json"] = _as_file(schema)

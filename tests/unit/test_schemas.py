@@ -247,6 +247,8 @@ def test_every_published_envelope_keeps_the_contract_users_were_given(
         assert set(document) == set(GIVEN_CONTRACT["properties"])
     contract = {key: value for key, value in GIVEN_CONTRACT.items() if key != "$schema"}
     for path in SCHEMA_DIR.glob("*.schema.json"):
+        if path.name.startswith("Payment") and path.name != "PaymentConfirmed.schema.json":
+            continue  # consumed payment-service events: tests/consumers/test_payment_schemas.py
         schema = json.loads(path.read_text())
         defs = schema.get("$defs", {})
         for envelope in schema.get("oneOf", [schema]):

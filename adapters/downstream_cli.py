@@ -1,0 +1,98 @@
+"""``orders downstream ...``: query the views the SQS consumers keep (projections.downstream)."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from adapters.projections_cli import backends, operational_errors
+from projections.downstream import DownstreamQueries
+
+downstream_app = typer.Typer(
+    no_args_is_help=True, help="Views kept by the SQS consumers: customers, sales, statuses"
+)
+console = Console(width=160)
+
+
+def _queries(context: typer.Context) -> DownstreamQueries:
+    return DownstreamQueries(backends(context).store)
+
+
+@downstream_app.command()
+def customer(
+    context: typer.Context,
+    customer_id: str,
+    limit: Annotated[int, typer.Option(min=1, help="Orders per page")] = 20,
+    after: Annotated[str | None, typer.Option(help="The page token a page printed")] = None,
+) -> None:
+    """A customer's order history, newest first, and lifetime value per currency."""
+    with operational_errors():
+        queries = _queries(context)
+        page = queries.customer_orders(customer_id, limit=limit, after=after)
+        table = Table(title=f"order history of {customer_id}")
+        for column in ("order", "placed at", "status", "amount", "version"):
+            table.add_column(column)
+        for row in page.rows:
+            data = row.data
+            table.add_row(
+                data["orderId"],
+                data["placedAt"],
+                data["status"],
+                f"{data['amount']} {data['currency']}",
+                str(data["version"]),
+            )
+        console.print(table)
+        if page.next_key:
+            console.print(f"next page: --after {page.next_key}")
+        for currency, totals in sorted(queries.lifetime_value(customer_id).items()):
+            console.print(
+                f"lifetime value {currency}: {totals.amount} over {totals.orders} paid order(s)"
+            )
+
+
+@downstream_app.command()
+def sales(
+    context: typer.Context,
+    currency: str,
+    first: Annotated[date | None, typer.Option("--from", help="First UTC day")] = None,
+    last: Annotated[date | None, typer.Option("--to", help="Last UTC day")] = None,
+) -> None:
+    """Orders paid per UTC day in CURRENCY (and not cancelled since): count and total."""
+    with operational_errors():
+        table = Table(title=f"daily sales in {currency}")
+        for column in ("day", "orders", "total"):
+            table.add_column(column)
+        for day, totals in _queries(context).daily_sales(currency, first, last).items():
+            table.add_row(day.isoformat(), str(totals.orders), str(totals.amount))
+        console.print(table)
+
+
+@downstream_app.command("by-status")
+def by_status(
+    context: typer.Context,
+    status: str,
+    day: Annotated[date, typer.Argument(help="The UTC day the orders were placed")],
+    limit: Annotated[int, typer.Option(min=1, help="Orders per page")] = 50,
+    after: Annotated[str | None, typer.Option(help="The page token a page printed")] = None,
+) -> None:
+    """Orders now in STATUS that were placed on DAY, in order of placing."""
+    with operational_errors():
+        page = _queries(context).orders_by_status(status, day, limit=limit, after=after)
+        table = Table(title=f"{status} orders placed on {day}")
+        for column in ("order", "customer", "placed at", "amount"):
+            table.add_column(column)
+        for row in page.rows:
+            data = row.data
+            table.add_row(
+                data["orderId"],
+                data["customerId"],
+                data["placedAt"],
+                f"{data['amount']} {data['currency']}",
+            )
+        console.print(table)
+        if page.next_key:
+            console.print(f"next page: --after {page.next_key}")

@@ -1,0 +1,92 @@
+"""Side effects once per event: Powertools' idempotency utility on a DynamoDB table.
+
+:func:`once_per_event` wraps a handler so that an event id it has completed is skipped on
+redelivery. Before the handler runs, Powertools writes an ``INPROGRESS`` record keyed by (a hash
+of) the event id under a conditional put; after it returns, the record becomes ``COMPLETED``. A
+second delivery meanwhile finds the record and does not run the handler (``INPROGRESS``: it
+fails, to be retried; ``COMPLETED``: it succeeds without effect). A handler that raises has its
+record deleted, so the retry runs it.
+
+What a crash can still do (the gap every "record, then act" scheme has):
+
+- between the publish and the ``COMPLETED`` update, the record stays ``INPROGRESS``. Outside
+  Lambda it has no in-progress expiry, so redeliveries fail until the record expires
+  (``expires_after_seconds``), then run the handler again: **one duplicate notification**, late.
+  (They may exhaust the queue's receives first and wait in the DLQ; a redrive after the expiry
+  sends it, once.) In Lambda, registering the context bounds the wait by the function's timeout.
+- between the ``INPROGRESS`` put and the publish: the same, but the late run is the first
+  notification, so nothing is duplicated, only delayed.
+
+So a notification is never lost, and is sent twice only after a crash in that window.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from aws_lambda_powertools.utilities.idempotency import (
+    DynamoDBPersistenceLayer,
+    IdempotencyConfig,
+    idempotent_function,
+)
+
+from schemas.contract import Envelope
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+DEFAULT_EXPIRY_SECONDS = 7 * 24 * 3600
+"""How long a completed event id is remembered: longer than a message can live in the queue
+and its DLQ before a redrive (SQS keeps messages 14 days at most: redrive within 7)."""
+
+
+def once_per_event(
+    handler: Callable[[Envelope], None],
+    persistence: DynamoDBPersistenceLayer,
+    *,
+    name: str,
+    expires_after_seconds: int = DEFAULT_EXPIRY_SECONDS,
+) -> Callable[[Envelope], None]:
+    """``handler``, run at most once per event id (see the module docstring); ``name`` prefixes
+    the records' keys, so two wrapped handlers never share records."""
+    config = IdempotencyConfig(expires_after_seconds=expires_after_seconds)
+
+    def run(*, event_id: str, envelope: Envelope) -> None:
+        handler(envelope)
+
+    run_once = idempotent_function(
+        run,
+        data_keyword_argument="event_id",
+        persistence_store=persistence,
+        config=config,
+        key_prefix=name,
+    )
+
+    def once(envelope: Envelope) -> None:
+        run_once(event_id=str(envelope.id), envelope=envelope)
+
+    return once
+
+
+def dynamodb_persistence(client: DynamoDBClient, table_name: str) -> DynamoDBPersistenceLayer:
+    """The Powertools persistence layer on ``table_name`` (partition key ``id``, a string)."""
+    return DynamoDBPersistenceLayer(table_name=table_name, boto3_client=client)
+
+
+def create_idempotency_table(client: DynamoDBClient, table_name: str) -> None:
+    """Create the table Powertools expects (on-demand, TTL on ``expiration``) if missing."""
+    try:
+        client.create_table(
+            TableName=table_name,
+            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+    except client.exceptions.ResourceInUseException:
+        return
+    client.get_waiter("table_exists").wait(TableName=table_name)
+    client.update_time_to_live(
+        TableName=table_name,
+        TimeToLiveSpecification={"Enabled": True, "AttributeName": "expiration"},
+    )

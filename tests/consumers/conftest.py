@@ -1,0 +1,3 @@
+from tests.consumers.queues import moto
+
+__all__ = ["moto"]
