@@ -23,13 +23,7 @@ class TestIndexerHandler(DynamoDBLocalTestCase):
         service = OrderService(env=env)
         placed = service.place_order("c-1", [OrderLine("A", 1, Decimal("2.00"))], "EUR")
         service.confirm_payment(placed.order_id, "pay-1", Decimal("2.00"))
-        streams = self.server.streams_client()
-        arn = self.client.describe_table(TableName=self.table_name)["Table"]["LatestStreamArn"]
-        shard = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"][0]
-        iterator = streams.get_shard_iterator(
-            StreamArn=arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
-        )["ShardIterator"]
-        records = streams.get_records(ShardIterator=iterator)["Records"]
+        records = self.stream_records()
         lambda_env = {
             **env,
             "INDEXER_EVENTS_NAMESPACE": EVENTS_NAMESPACE,
