@@ -268,13 +268,7 @@ class TestIndexer(IndexedTestCase):
         store = self.recorder()
         order_id = uuid4()
         store.insert_events(events(order_id, range(1, 3)))
-        streams = self.server.streams_client()
-        arn = self.client.describe_table(TableName=self.table_name)["Table"]["LatestStreamArn"]
-        shard = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"][0]
-        iterator = streams.get_shard_iterator(
-            StreamArn=arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
-        )["ShardIterator"]
-        records = streams.get_records(ShardIterator=iterator)["Records"]
+        records = self.stream_records()
         env = {**self.dynamodb_env(), "INDEXER_EVENTS_NAMESPACE": NAMESPACE}
         with pytest.MonkeyPatch.context() as patch:
             for name, value in env.items():

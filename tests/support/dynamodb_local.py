@@ -250,6 +250,17 @@ class DynamoDBLocalTestCase(TestCase):
         """The ``eventsourcing`` environment selecting the DynamoDB module on this table."""
         return self.server.env(self.table_name)
 
+    def stream_records(self) -> list[Any]:
+        """The records of this test's table's stream, from its first shard's start, as a Lambda
+        event source mapping would deliver them."""
+        streams = self.server.streams_client()
+        arn = self.client.describe_table(TableName=self.table_name)["Table"]["LatestStreamArn"]
+        shard = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"][0]
+        iterator = streams.get_shard_iterator(
+            StreamArn=arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
+        )["ShardIterator"]
+        return list(streams.get_records(ShardIterator=iterator)["Records"])
+
     def scan_table(self) -> list[dict[str, Any]]:
         """Every item of this test's table, read raw (strongly consistent), in key order."""
         items: list[dict[str, Any]] = []
