@@ -170,6 +170,8 @@ class _Shard:
     finished: bool = False
     read_until: str | None = None
     """Sequence number of the last record read (indexed, skipped, or still pending)."""
+    ending: str | None = None
+    """The shard's last sequence number once it is closed (from ``DescribeStream``)."""
 
 
 @dataclass
@@ -246,6 +248,8 @@ class Indexer:
         self._prefetched: concurrent.futures.Future[list[_Page]] | None = None
         self.records_read = 0
         """Stream records the last poll read (of any kind)."""
+        self.read_now = True
+        """Whether the last poll read the stream itself (not pages read ahead)."""
         self._position = 0
         self._checkpoint: dict[str, str] = {}
         self._loaded = False
@@ -296,13 +300,14 @@ class Indexer:
                 stopping.wait(self.poll_interval)
 
     def catch_up(self, *, timeout: float = 60.0) -> int:
-        """Indexes until a pass over every shard reads no record; the events indexed."""
+        """Indexes until a pass over every shard, read at that moment (not read ahead
+        during a write), finds no record; the events indexed."""
         deadline = time.monotonic() + timeout
         total = 0
         while True:
             indexed = self.poll_once()
             total += indexed
-            if indexed == 0 and self.records_read == 0:
+            if indexed == 0 and self.records_read == 0 and self.read_now:
                 return total
             if time.monotonic() > deadline:
                 msg = f"indexer did not catch up within {timeout} s"
@@ -318,6 +323,7 @@ class Indexer:
         if not self._loaded:
             self.load()
         try:
+            self.read_now = self._prefetched is None
             if self._prefetched is not None:
                 pages, self._prefetched = self._prefetched.result(), None
             else:
@@ -366,6 +372,8 @@ class Indexer:
                         shard.get("ParentShardId"),
                         finished=self._checkpoint.get(shard_id) == FINISHED,
                     )
+                ending = shard.get("SequenceNumberRange", {}).get("EndingSequenceNumber")
+                self._shards[shard_id].ending = ending
             last = description.get("LastEvaluatedShardId")
             if not last:
                 break
@@ -399,9 +407,18 @@ class Indexer:
         try:
             with _streams_errors():
                 page = self.streams.get_records(ShardIterator=shard.iterator, Limit=1000)
-        except _ExpiredIteratorError:
-            shard.iterator = self._iterator(shard)
-            return _Page(shard.shard_id, [], 0, shard.read_until, finished=False)
+        except (_ExpiredIteratorError, _TrimmedError) as error:
+            # Read past a closed shard's end (as DynamoDB Local reports it), or an old
+            # iterator: list the shards again, and go on from the last record read (records
+            # read twice are dropped by the indexed-version check).
+            self._described_at = 0.0
+            read_all = shard.read_until is not None and shard.ending is not None
+            if read_all and int(shard.read_until or 0) >= int(shard.ending or 0):
+                shard.finished = True
+            else:
+                logger.warning("shard %s: %s; reading on anew", shard.shard_id, error)
+                shard.iterator = self._iterator(shard)
+            return _Page(shard.shard_id, [], 0, shard.read_until, finished=shard.finished)
         batches = []
         previous = shard.read_until or self._checkpoint.get(shard.shard_id)
         for record in page.get("Records", []):
@@ -726,9 +743,9 @@ def _streams_errors() -> Iterator[None]:
     except ClientError as error:
         code = error.response.get("Error", {}).get("Code", "")
         if code == "ExpiredIteratorException":
-            raise _ExpiredIteratorError from error
+            raise _ExpiredIteratorError(code) from error
         if code == "TrimmedDataAccessException":
-            raise _TrimmedError from error
+            raise _TrimmedError(code) from error
         raise OperationalError(f"DynamoDB Streams: {error}") from error
     except BotoCoreError as error:
         raise OperationalError(f"DynamoDB Streams: {error}") from error

@@ -103,7 +103,7 @@ RACE_SECONDS = 30.0
 (``OperationalError``): many processes saving flat out lose many races, none of them an error."""
 RACE_PAUSE_SECONDS = 0.002
 """Base of the jittered pause after a lost race for the log head (doubling per try)."""
-RACE_PAUSE_MAX_SECONDS = 0.05
+RACE_PAUSE_MAX_SECONDS = 0.02
 """Cap of that pause."""
 INITIAL_VERSION = 1
 """The library's first aggregate version: a save starting there expected no stream."""
