@@ -6,9 +6,10 @@ Acceptance run, behind the ``acceptance`` marker (about a minute)::
 
 A writer thread saves events (some saves of several events) to 30 streams in the indexed
 mode while ``orders indexer run`` runs as a separate process; it is SIGKILLed at 20 random
-moments and started again each time. Then the writes stop, a last indexer process catches up
-and is stopped with SIGTERM (it must exit 0). The log must hold every stored event exactly
-once, ids 1..M without a gap, each stream in version order: nothing lost, nothing twice.
+moments (each after it has loaded its checkpoint) and started again each time. Then the
+writes stop, a last indexer process catches up and is stopped with SIGTERM (it must exit 0).
+The log must hold every stored event exactly once, ids 1..M without a gap, each stream in
+version order: nothing lost, nothing twice.
 """
 
 from __future__ import annotations
@@ -41,7 +42,12 @@ ORDERS = Path(sys.executable).with_name("orders")
 
 class TestIndexerKilled(DynamoDBLocalTestCase):
     def start_indexer(self) -> subprocess.Popen[bytes]:
-        env = {**os.environ, **self.dynamodb_env(), "DYNAMODB_WRITE_MODE": "indexed"}
+        env = {
+            **os.environ,
+            **self.dynamodb_env(),
+            "DYNAMODB_WRITE_MODE": "indexed",
+            "PYTHONUNBUFFERED": "1",
+        }
         command = [str(ORDERS), "--backend", "dynamodb", "--table", self.table_name]
         return subprocess.Popen(
             [*command, "indexer", "run", "--poll-interval", "0.05"],
@@ -78,7 +84,10 @@ class TestIndexerKilled(DynamoDBLocalTestCase):
         try:
             for _ in range(KILLS):
                 process = self.start_indexer()
-                time.sleep(rng.uniform(1.0, 2.5))  # Start-up takes about a second.
+                assert process.stdout is not None
+                started = process.stdout.readline()  # Once it has loaded its checkpoint.
+                self.assertIn(b"following the stream", started)
+                time.sleep(rng.uniform(0.05, 1.0))
                 process.send_signal(signal.SIGKILL)
                 process.wait()
                 kills.append(process.returncode)
@@ -88,6 +97,7 @@ class TestIndexerKilled(DynamoDBLocalTestCase):
         self.assertEqual(kills, [-signal.SIGKILL] * KILLS)
         partial = verify(self.datastore, NAMESPACE)
         self.assertEqual((partial.gaps, partial.duplicates, partial.out_of_order), ([], [], []))
+        self.assertGreater(partial.log_events, 0, "the killed indexers indexed nothing")
 
         last = self.start_indexer()
         wait_until(lambda: (recorder.max_notification_id() or 0) >= saved, 120, "no catch-up")
