@@ -19,10 +19,9 @@ from adapters.wiring import bus_detail
 from orders import OrderLine
 from projections.consumers import ORDER_DETAIL_TYPES, PAYMENT_DETAIL_TYPES, Dispatcher
 from projections.downstream import DownstreamProjection, store_reader
-from projections.memory import InMemoryViewStore
 from projections.saga import PaymentSaga
 from schemas.payments import payment_succeeded
-from tests.consumers.builders import logged_envelopes, view_contents
+from tests.consumers.builders import logged_envelopes, replayed, view_contents
 from tests.consumers.queues import queue_depth
 from tests.consumers.test_sqs_consumer import drain
 from tests.relay.support import relay, sqlite_service, wired_bus
@@ -46,11 +45,7 @@ def views_through_the_bus(tmp_path: Path, order_count: int) -> None:
 
     envelopes = logged_envelopes(service)
     assert published == len(envelopes)
-    replay = InMemoryViewStore()
-    replaying = DownstreamProjection(replay)
-    for envelope in envelopes:
-        replaying(envelope)
-    assert view_contents(store, envelopes) == view_contents(replay, envelopes)
+    assert view_contents(store, envelopes) == view_contents(replayed(envelopes), envelopes)
     assert queue_depth(sqs, bus.resources.dead_letter_queue_urls["views"]) == 0
 
 
