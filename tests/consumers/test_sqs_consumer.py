@@ -157,3 +157,15 @@ def test_the_worker_finishes_its_batch_and_stops_when_asked(moto: MotoServer) ->
     assert not worker.is_alive()
     assert len(handled) == min(10, len(envelopes))  # the whole first batch, then no more
     assert queue_depth(sqs, url) == len(envelopes) - len(handled)
+
+
+def test_dead_letters_sqs_moved_itself_are_diagnosed_from_their_bodies(moto: MotoServer) -> None:
+    (envelope,) = logged_envelopes(demo_service(1))[:1]
+    sqs = moto.client("sqs")
+    url, dead_letter_url = queue_with_dead_letters(sqs, "lambda-path")
+    send_bodies(sqs, url, [body(envelope), "{oops"])
+    for _ in range(4):  # what a failing Lambda leaves to SQS: 3 receives, moved on the 4th
+        sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=0)
+    reasons = {letter.body: letter.reason for letter in dead_letters(sqs, dead_letter_url)}
+    assert reasons[body(envelope)] == "no reason recorded (moved by SQS after its receives ran out)"
+    assert reasons["{oops"].startswith("poison message: body is not JSON")
