@@ -52,6 +52,8 @@ MAX_RECEIVE_COUNT = 3
 CONSUMER_TIMEOUT_SECONDS = 25  # under the queues' visibility timeout, as Lambda requires
 WORKER_TIMEOUT_SECONDS = 70  # a scheduled worker runs until 10 s before this, every minute
 RUNTIME = "python3.12"
+EVENTS_NAMESPACE = "orderservice_events"
+"""Where ``OrderService`` keeps its events in the table (the factory's prefix and purpose)."""
 
 
 # Read-only and read-write access of the store's code to a table (transactions need each
@@ -92,7 +94,7 @@ CONSUMERS = (
 """The consumers, one queue each (``adapters.lambda_consumers`` with ``ORDERS_CONSUMERS``)."""
 
 HANDLERS = {
-    "Indexer": "adapters.indexer.handler",
+    "Indexer": "adapters.lambda_handlers.indexer",
     "Relay": "adapters.relay_lambda.handler",
     "Projections": "adapters.projection_workers.handler",
     "Consumer": "adapters.lambda_consumers.handler",
@@ -123,8 +125,12 @@ def named(suffix: str) -> Json:
     return sub(f"${{ServiceName}}-${{Stage}}-{suffix}")
 
 
-def _table(name: str, sort_key_type: SortKeyType, **extra: Any) -> Json:
+def _table(name: str, sort_key_type: SortKeyType, *, stream: bool = False) -> Json:
     definition = table_definition("", sort_key_type)
+    extra: Json = {}
+    if stream:
+        view_type = definition["StreamSpecification"]["StreamViewType"]
+        extra["StreamSpecification"] = {"StreamViewType": view_type}
     return {
         "Type": "AWS::DynamoDB::Table",
         "DeletionPolicy": "Retain",
@@ -175,6 +181,7 @@ def _function(
             "Environment": {
                 "Variables": {
                     "PERSISTENCE_MODULE": "adapters.dynamodb",
+                    "DYNAMODB_WRITE_MODE": "indexed",
                     "DYNAMODB_TABLE_NAME": ref("EventsTable"),
                     "ORDERS_VIEWS_TABLE": ref("ViewsTable"),
                     NAMESPACE_VARIABLE: ref("MetricsNamespace"),
@@ -395,7 +402,7 @@ def template() -> Json:
         [{"Fn::GetAtt": ["EventsTable", "StreamArn"]}],
     )
     resources: Json = {
-        "EventsTable": _table("events", "N", StreamSpecification={"StreamViewType": "NEW_IMAGE"}),
+        "EventsTable": _table("events", "N", stream=True),
         "ViewsTable": _table("views", "S"),
         "IdempotencyTable": {
             "Type": "AWS::DynamoDB::Table",
@@ -423,9 +430,8 @@ def template() -> Json:
                 _statement(["dynamodb:ListStreams"], ["*"]),
                 *_table_statements({"EventsTable": WRITE}),
             ],
-            {},
+            {"INDEXER_EVENTS_NAMESPACE": EVENTS_NAMESPACE},
             timeout=WORKER_TIMEOUT_SECONDS,
-            reserved=1,
         ),
         "IndexerEventSourceMapping": {
             "Type": "AWS::Lambda::EventSourceMapping",

@@ -20,8 +20,10 @@ from adapters.consumer_wiring import (
     ConsumerConfigError,
     dispatcher,
 )
+from adapters.observed import observe_consumer
 from adapters.projections_cli import Backends, backends
 from adapters.sqs import BatchOutcome, QueueError, SqsConsumer, queue_url
+from adapters.telemetry import get_logger
 
 consumers_app = typer.Typer(no_args_is_help=True, help="SQS consumers: views, notifications, saga.")
 console = Console(width=160)
@@ -54,7 +56,10 @@ def run(
         typer.Option(min=0, help="Seconds before a failed message returns [default: queue's]"),
     ] = None,
 ) -> None:
-    """Consume QUEUE until SIGTERM or Ctrl-C; the batch in work is finished first."""
+    """Consume QUEUE until SIGTERM or Ctrl-C: the batch in work is finished and deleted first,
+    so a stop takes at most one long poll (the wait seconds) plus that batch."""
+    from adapters.cli import settings_of  # noqa: PLC0415 - adapters.cli imports this module
+
     chosen: list[Backends] = []
 
     def chosen_backends() -> Backends:  # built only if a consumer asks for them
@@ -63,12 +68,17 @@ def run(
         return chosen[0]
 
     try:
-        record_handler = dispatcher(
-            consumer or [Consumer.VIEWS],
-            service=lambda: chosen_backends().service,
-            view_store=lambda: chosen_backends().store,
-            topic_arn=topic_arn,
-            idempotency_table=idempotency_table,
+        record_handler = observe_consumer(
+            dispatcher(
+                consumer or [Consumer.VIEWS],
+                service=lambda: chosen_backends().service,
+                view_store=lambda: chosen_backends().store,
+                topic_arn=topic_arn,
+                idempotency_table=idempotency_table,
+            ),
+            settings_of(context).metrics,
+            get_logger(),
+            ",".join(c.value for c in consumer or [Consumer.VIEWS]),
         )
         client = boto3.client("sqs")
         worker = SqsConsumer(

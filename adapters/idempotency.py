@@ -7,17 +7,17 @@ second delivery meanwhile finds the record and does not run the handler (``INPRO
 fails, to be retried; ``COMPLETED``: it succeeds without effect). A handler that raises has its
 record deleted, so the retry runs it.
 
-What a crash can still do (the gap every "record, then act" scheme has):
+An ``INPROGRESS`` record left by a crash expires after ``in_progress_seconds`` (default 30, the
+queues' visibility timeout; far longer than a publish takes); a redelivery before then fails
+(the message is retried), one after it runs the handler. So what a crash can still do:
 
-- between the publish and the ``COMPLETED`` update, the record stays ``INPROGRESS``. Outside
-  Lambda it has no in-progress expiry, so redeliveries fail until the record expires
-  (``expires_after_seconds``), then run the handler again: **one duplicate notification**, late.
-  (They may exhaust the queue's receives first and wait in the DLQ; a redrive after the expiry
-  sends it, once.) In Lambda, registering the context bounds the wait by the function's timeout.
-- between the ``INPROGRESS`` put and the publish: the same, but the late run is the first
-  notification, so nothing is duplicated, only delayed.
+- between the publish and the ``COMPLETED`` update: the retry publishes again, **one duplicate
+  notification** (the one gap every "record, then act" scheme has; SNS has no conditional
+  publish to close it);
+- between the ``INPROGRESS`` put and the publish: the retry sends the first notification, late;
+  nothing is lost or duplicated.
 
-So a notification is never lost, and is sent twice only after a crash in that window.
+A notification is never lost, and is sent twice only after a crash in that window.
 """
 
 from __future__ import annotations
@@ -41,16 +41,28 @@ DEFAULT_EXPIRY_SECONDS = 7 * 24 * 3600
 and its DLQ before a redrive (SQS keeps messages 14 days at most: redrive within 7)."""
 
 
+class _Deadline:
+    """Stands in for a Lambda context: how long a handler may hold an ``INPROGRESS`` record."""
+
+    def __init__(self, seconds: int) -> None:
+        self.seconds = seconds
+
+    def get_remaining_time_in_millis(self) -> int:
+        return self.seconds * 1000
+
+
 def once_per_event(
     handler: Callable[[Envelope], None],
     persistence: DynamoDBPersistenceLayer,
     *,
     name: str,
     expires_after_seconds: int = DEFAULT_EXPIRY_SECONDS,
+    in_progress_seconds: int = 30,
 ) -> Callable[[Envelope], None]:
     """``handler``, run at most once per event id (see the module docstring); ``name`` prefixes
     the records' keys, so two wrapped handlers never share records."""
     config = IdempotencyConfig(expires_after_seconds=expires_after_seconds)
+    config.register_lambda_context(_Deadline(in_progress_seconds))  # type: ignore[arg-type]
 
     def run(*, event_id: str, envelope: Envelope) -> None:
         handler(envelope)

@@ -15,6 +15,7 @@ first call (``adapters.consumer_wiring``), never at import.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable
 from functools import cache
 from typing import Any
@@ -27,6 +28,8 @@ from aws_lambda_powertools.utilities.batch import (
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
+from adapters.observed import observe_consumer
+from adapters.telemetry import MetricsSink, get_logger, metrics_from_env
 from projections.consumers import failure_reason
 
 logger = logging.getLogger(__name__)
@@ -59,12 +62,24 @@ def batch_handler(record_handler: Callable[[str], None]) -> LambdaHandler:
 
 
 @cache
-def _configured() -> LambdaHandler:
-    from adapters.consumer_wiring import record_handler_from_env  # noqa: PLC0415
+def _configured() -> tuple[LambdaHandler, MetricsSink]:
+    from adapters.consumer_wiring import (  # noqa: PLC0415
+        CONSUMERS_VARIABLE,
+        Consumer,
+        record_handler_from_env,
+    )
 
-    return batch_handler(record_handler_from_env())
+    metrics = metrics_from_env()
+    consumer = os.environ.get(CONSUMERS_VARIABLE, Consumer.VIEWS.value)
+    record_handler = observe_consumer(record_handler_from_env(), metrics, get_logger(), consumer)
+    return batch_handler(record_handler), metrics
 
 
 def handler(event: dict[str, Any], context: Any) -> PartialItemFailureResponse:
-    """The deployed entry point (see the module docstring)."""
-    return _configured()(event, context)
+    """The deployed entry point (see the module docstring); each message counts as a
+    ``ConsumerSuccesses`` or ``ConsumerFailures`` of its consumer (EMF, flushed per call)."""
+    handle, metrics = _configured()
+    try:
+        return handle(event, context)
+    finally:
+        metrics.flush()

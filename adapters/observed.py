@@ -33,7 +33,6 @@ from adapters.telemetry import (
     SAVE_LATENCY,
     MetricsSink,
     event_fields,
-    order_event_fields,
 )
 from orders import (
     OrderConflictError,
@@ -42,6 +41,7 @@ from orders import (
     OrderRuleError,
     OrderService,
 )
+from schemas.mapping import event_id
 
 COMMAND_METHODS = (
     "place_order",
@@ -134,6 +134,19 @@ def observe_commands(service: OrderService, metrics: MetricsSink, logger: Logger
         setattr(service, name, command(name, getattr(service, name)))
     service.save = observed_save  # type: ignore[method-assign]
     return service
+
+
+def order_event_fields(event: OrderEvent, **more: object) -> dict[str, object]:
+    """:func:`event_fields` of a stored order event (its published id, version and type too)."""
+    return event_fields(
+        event.originator_id,
+        event_id(event),
+        event.correlation_id,
+        causation_id=event.causation_id,
+        version=event.originator_version,
+        event_type=event.type_name,
+        **more,
+    )
 
 
 def envelope_fields(body: str) -> dict[str, object]:

@@ -90,7 +90,7 @@ def run_worker(
         for runner in workers:
             if stop.is_set():
                 return
-            busy |= runner.run_once() == runner.batch_size
+            busy |= runner.run_once() > 0
         if not busy:
             stop.wait(poll_interval)
     if metrics is not None:

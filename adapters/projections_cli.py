@@ -48,7 +48,12 @@ from projections.views import PROJECTIONS, OrderViews, projection_named
 
 projections_app = typer.Typer(no_args_is_help=True, help="Read models: run, status, rebuild, query")
 console = Console(width=None if sys.stdout.isatty() else 160)
-errors = Console(stderr=True)
+
+
+def fail(message: str) -> typer.Exit:
+    """Print ``message`` as one line on stderr; the exit (status 1) to raise."""
+    print(f"error: {message}", file=sys.stderr)
+    return typer.Exit(1)
 
 
 @dataclass
@@ -84,8 +89,7 @@ def operational_errors() -> Iterator[None]:
         ValueError,
         OSError,
     ) as error:
-        errors.print(f"error: {error}", markup=False, highlight=False)
-        raise typer.Exit(1) from None
+        raise fail(str(error)) from None
 
 
 @contextlib.contextmanager
@@ -181,7 +185,7 @@ def rebuild(
     order: Annotated[
         UUID | None, typer.Option(help="Only re-project this order's rows from its stream")
     ] = None,
-    batch_size: Annotated[int, typer.Option(min=1, help="Notifications read per batch")] = 1000,
+    batch_size: Annotated[int, typer.Option(min=1, help="Notifications read per batch")] = 5000,
     grace: Annotated[
         float, typer.Option(min=0, help="Seconds the old generation serves after the switch")
     ] = 2.0,
@@ -196,8 +200,7 @@ def rebuild(
         if order is not None:
             events = [e for e in chosen.service.events.get(order) if isinstance(e, OrderEvent)]
             if not events:
-                errors.print(f"error: no order {order}")
-                raise typer.Exit(1)
+                raise fail(f"no order {order}")
             changed = reproject_order(projection, chosen.store, events, order)
             console.print(f"{name}: order {order} re-projected ({changed} rows written)")
             return
@@ -240,7 +243,7 @@ def rebuild(
 
 def report(result: RebuildResult) -> None:
     """Print what a rebuild did."""
-    rate = result.replayed / result.seconds if result.seconds else 0
+    rate = result.replayed / result.replay_seconds if result.replay_seconds else 0
     for note in result.notes:
         console.print(f"{result.projection}: {note}")
     if result.notes:
@@ -249,7 +252,8 @@ def report(result: RebuildResult) -> None:
         f"{result.projection}: generation {result.new_generation} built from "
         f"{'the start' if not result.resumed_from else f'notification {result.resumed_from}'}"
         f" ({result.replayed:,} notifications, {rate:,.0f}/s), readers switched from generation "
-        f"{result.old_generation}, {result.dropped_rows:,} rows of the old generation dropped"
+        f"{result.old_generation}, {result.dropped_rows:,} rows of the old generation dropped "
+        f"({result.seconds:,.1f} s in all)"
     )
     if result.differences is None:
         return
@@ -285,8 +289,7 @@ def order_command(context: typer.Context, order_id: UUID) -> None:
     with operational_errors():
         summary = OrderViews(backends(context).store).order(order_id)
         if summary is None:
-            errors.print(f"error: the order summary view has no order {order_id}")
-            raise typer.Exit(1)
+            raise fail(f"the order summary view has no order {order_id}")
         table = Table(title=f"order summary {order_id}", show_header=False)
         for field, value in summary.items():
             shown = (

@@ -19,10 +19,14 @@ picks one. A value given with other dimensions than its metric declares is refus
 Logs. :func:`get_logger` is Powertools' JSON ``Logger`` (stdout in Lambda, stderr in workers,
 the same fields either way); :func:`event_fields` are the fields every line that handles an
 event carries (``order_id``, ``event_id``, ``correlation_id``), passed as ``extra=``.
+
+It imports nothing of the domain, so every adapter (the DynamoDB persistence module included)
+may use it.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import threading
@@ -35,13 +39,13 @@ from uuid import UUID
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.metrics import EphemeralMetrics
-
-from orders import OrderEvent
-from schemas.mapping import event_id
+from botocore.exceptions import BotoCoreError, ClientError
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudwatch import CloudWatchClient
     from mypy_boto3_cloudwatch.type_defs import MetricDatumTypeDef
+
+_log = logging.getLogger(__name__)
 
 NAMESPACE_VARIABLE = "ORDERS_METRICS_NAMESPACE"
 DEFAULT_NAMESPACE = "EventsourcedOrders"
@@ -192,7 +196,8 @@ class EmfMetrics(MetricsSink):
 
 class CloudWatchMetrics(MetricsSink):
     """Sends values with ``put_metric_data`` as statistic sets (count, sum, min, max per
-    metric and dimension values), at most 500 data per call.
+    metric and dimension values), at most 500 data per call. A call that fails is logged and
+    its values dropped, never raised: figures must not stop the work they count.
 
     ``interval``: a value recorded when the last flush is older than this many seconds
     flushes first, so a worker needs no timer of its own; call :meth:`flush` when it stops.
@@ -240,9 +245,12 @@ class CloudWatchMetrics(MetricsSink):
             for (metric, dimensions), numbers in values.items()
         ]
         for start in range(0, len(data), self.BATCH):
-            self.client.put_metric_data(
-                Namespace=self.namespace, MetricData=data[start : start + self.BATCH]
-            )
+            try:
+                self.client.put_metric_data(
+                    Namespace=self.namespace, MetricData=data[start : start + self.BATCH]
+                )
+            except (BotoCoreError, ClientError) as error:
+                _log.warning("%d metric data not sent to CloudWatch: %s", len(data), error)
 
 
 def _by_dimensions(
@@ -328,16 +336,3 @@ def event_fields(
         "correlation_id": correlation_id,
         **more,
     }
-
-
-def order_event_fields(event: OrderEvent, **more: object) -> dict[str, object]:
-    """:func:`event_fields` of a stored order event (its published id, version and type too)."""
-    return event_fields(
-        event.originator_id,
-        event_id(event),
-        event.correlation_id,
-        causation_id=event.causation_id,
-        version=event.originator_version,
-        event_type=event.type_name,
-        **more,
-    )

@@ -60,8 +60,8 @@ class Difference:
 @dataclass
 class RebuildResult:
     """What a rebuild did: the generations, how many notifications it replayed in this run
-    (``resumed_from`` > 0: the position an interrupted run had reached), the differences
-    found by ``verify`` (``None``: not verified)."""
+    (``resumed_from`` > 0: the position an interrupted run had reached) in ``replay_seconds``,
+    the differences found by ``verify`` (``None``: not verified), ``seconds`` in all."""
 
     projection: str
     old_generation: int
@@ -69,6 +69,7 @@ class RebuildResult:
     resumed_from: int
     replayed: int
     seconds: float
+    replay_seconds: float = 0.0
     differences: list[Difference] | None = None
     dropped_rows: int = 0
     positions: tuple[int, int] = (0, 0)
@@ -89,7 +90,7 @@ class Rebuild:
         recorder: ApplicationRecorder,
         decode: Decode,
         *,
-        batch_size: int = 1000,
+        batch_size: int = 5000,
         max_rate: float | None = None,
         grace_seconds: float = 2.0,
         on_start: Callable[[int, int], None] = lambda position, head: None,
@@ -140,10 +141,11 @@ class Rebuild:
         result = RebuildResult(name, live, target, resumed_from, replayed, 0.0)
         if stop is not None and stop.is_set():
             result.notes.append("stopped before the switch: run again to resume")
-            result.seconds = time.monotonic() - started
+            result.seconds = result.replay_seconds = time.monotonic() - started
             return result
         # Events saved while replaying: one more pass, so the switch does not step readers back.
         result.replayed += runner.catch_up()
+        result.replay_seconds = time.monotonic() - started
         live_view = view_name(name, live)
         if verify:
             result.differences = list(

@@ -352,6 +352,7 @@ class Runner:
         max_rate: float | None = None,
         cache: RowCache | None = None,
         conflict_pause: float = 0.2,
+        generation_check: float = 1.0,
     ) -> None:
         if batch_size < 1:
             msg = f"batch_size must be at least 1, not {batch_size}"
@@ -372,14 +373,28 @@ class Runner:
         self.conflicts = 0
         self._rate_started: float | None = None
         self._rate_applied = 0
-        self._cache_generation: int | None = None
+        self._cache_generation = generation
+        self.generation_check = generation_check
+        self._live: tuple[int, float] | None = None
+        self._position: tuple[str, int | None] | None = None
 
     @property
     def generation(self) -> int:
-        """The generation this runner writes now."""
+        """The generation this runner writes now (the live one is re-read at most every
+        ``generation_check`` seconds)."""
         if self.fixed_generation is not None:
             return self.fixed_generation
-        return live_generation(self.store, self.projection.name)
+        now = time.monotonic()
+        if self._live is None or now - self._live[1] >= self.generation_check:
+            self._live = (live_generation(self.store, self.projection.name), now)
+        return self._live[0]
+
+    def _tracked(self, view: str) -> int | None:
+        """The position of ``view``: as this runner last committed it, else as stored (a
+        position moved by another runner makes the next commit fail, then it is read again)."""
+        if self._position is None or self._position[0] != view:
+            self._position = (view, self.store.position(view))
+        return self._position[1]
 
     def progress(self) -> Progress:
         generation = self.generation
@@ -393,9 +408,9 @@ class Runner:
         generation = self.generation
         view = view_name(self.projection.name, generation)
         if self.cache is not None and self._cache_generation != generation:
-            self.cache.clear()
+            self.cache.clear()  # the live generation changed: its rows are not those cached
             self._cache_generation = generation
-        position = self.store.position(view)
+        position = self._tracked(view)
         start = (position or 0) + 1
         if until is not None and start > until:
             return 0
@@ -409,14 +424,16 @@ class Runner:
                 return self._apply(view, position, notifications)
             except PositionConflictError as conflict:
                 self.conflicts += 1
+                self._position = None
                 self._lost_race(conflict)
                 return 0
             except RowConflictError as conflict:
                 self.conflicts += 1
+                self._position = None
                 if self.cache is not None:
                     self.cache.clear()
                 logger.info("%s; reading the rows again (try %d)", conflict, attempt)
-                position = self.store.position(view)
+                position = self._tracked(view)
                 notifications = [n for n in notifications if n.id > (position or 0)]
                 if not notifications:
                     return 0
@@ -430,10 +447,12 @@ class Runner:
         time.sleep(random.uniform(0, self.conflict_pause))
 
     def _apply(self, view: str, position: int | None, notifications: Sequence[Notification]) -> int:
-        """Apply ``notifications`` in as few commits as the store's limit allows."""
+        """Apply ``notifications`` in as few commits as the store's limit allows; the number
+        committed. After a full read, a tail that would make a small commit of its own is
+        left for the next read, which continues it into a full one."""
         limit = self.store.max_changes_per_commit - self.projection.max_rows_per_event
         rows = Rows(self.store, view, self.cache)
-        last = position
+        first, last = position, position
         for notification in notifications:
             if len(rows) > limit:
                 self._commit(rows, position, last)
@@ -442,13 +461,16 @@ class Runner:
             if isinstance(event, OrderEvent):
                 self.projection.project(event, rows)
             last = notification.id
-        self._commit(rows, position, last)
-        return len(notifications)
+        if position == first or len(notifications) < self.batch_size:
+            self._commit(rows, position, last)
+            position = last
+        return (position or 0) - (first or 0)
 
     def _commit(self, rows: Rows, position: int | None, last: int | None) -> None:
         assert last is not None
         view = rows.view
         self.store.commit(rows.changes(), Advance(view, position, last))
+        self._position = (view, last)
         rows.committed()
         processed = last - (position or 0)
         self.applied += processed
@@ -487,5 +509,5 @@ class Runner:
     def run_forever(self, stop: threading.Event, poll_interval: float = 0.2) -> None:
         """Follow the log until ``stop`` is set, waiting ``poll_interval`` when idle."""
         while not stop.is_set():
-            if self.run_once() < self.batch_size:
+            if self.run_once() == 0:
                 stop.wait(poll_interval)

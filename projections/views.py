@@ -36,6 +36,7 @@ from projections.runtime import (
     Rows,
     live_generation,
     view_name,
+    wait_for_notification,
     wait_for_order,
 )
 
@@ -313,3 +314,14 @@ class OrderViews:
         :class:`~projections.runtime.NotCaughtUpError` past ``timeout``."""
         for name in projections:
             wait_for_order(self.store, projection_named(name), order_id, version, timeout=timeout)
+
+    def wait_for_notification(
+        self,
+        notification_id: int,
+        timeout: float = 5.0,
+        projections: Iterable[str] = tuple(PROJECTIONS),
+    ) -> None:
+        """Wait until each of ``projections`` has processed ``notification_id`` (the ids a
+        save returned); :class:`~projections.runtime.NotCaughtUpError` past ``timeout``."""
+        for name in projections:
+            wait_for_notification(self.store, projection_named(name).name, notification_id, timeout)

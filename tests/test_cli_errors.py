@@ -201,7 +201,8 @@ def test_every_help_text_shows_its_defaults() -> None:
             if parameter.name == "help" or parameter.default in (None, False, ()):
                 continue
             option = parameter.opts[-1]
-            shown = help_text.split(option, 1)[1].split("\n  -", 1)[0]
+            options_part = help_text.split("Options:", 1)[1]  # the docstring may name options
+            shown = options_part.split(option, 1)[1].split("\n  -", 1)[0]
             assert "default: " in " ".join(shown.split()), f"{' '.join(path)} {option}"
             checked += 1
     assert checked >= 5

@@ -15,7 +15,7 @@ from uuid import UUID
 
 import boto3
 import pytest
-from moto.server import ThreadedMotoServer
+from botocore.config import Config
 
 from adapters.local import local_env
 from adapters.observed import observe_commands, observe_consumer
@@ -41,6 +41,7 @@ from orders import (
 )
 from schemas.contract import parse_envelope, to_json
 from schemas.mapping import to_envelope
+from tests.support.moto_server import moto_server
 
 ORDER = UUID("00000000-0000-4000-8000-0000000000e1")
 LINES = [OrderLine("A", 1, Decimal("5.00"))]
@@ -155,18 +156,10 @@ def test_the_sink_comes_from_the_environment() -> None:
 
 
 @pytest.fixture
-def cloudwatch() -> Iterator[Any]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield boto3.client(
-        "cloudwatch",
-        endpoint_url=f"http://{host}:{port}",
-        region_name="us-east-1",
-        aws_access_key_id="x",
-        aws_secret_access_key="x",
-    )
-    server.stop()
+def cloudwatch() -> Any:
+    server = moto_server()
+    server.reset()
+    return server.client("cloudwatch")
 
 
 def test_a_worker_sends_statistic_sets_with_put_metric_data(cloudwatch: Any) -> None:
@@ -296,3 +289,17 @@ def test_the_relay_reports_under_the_names_the_alarms_use(
         ("RelayLag", ()): 5,
     }
     assert samples["RelayLag"] == 2
+
+
+def test_a_failed_put_is_logged_not_raised(caplog: pytest.LogCaptureFixture) -> None:
+    unreachable = boto3.client(
+        "cloudwatch",
+        endpoint_url="http://127.0.0.1:9",
+        region_name="us-east-1",
+        aws_access_key_id="x",
+        aws_secret_access_key="x",
+        config=Config(retries={"total_max_attempts": 1}),
+    )
+    metrics = CloudWatchMetrics(unreachable, interval=0)
+    metrics.count(CONSUMER_FAILURES, Consumer="views")  # flushes at once, and fails
+    assert "1 metric data not sent to CloudWatch" in caplog.text

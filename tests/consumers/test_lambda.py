@@ -109,3 +109,31 @@ def test_the_deployed_handler_builds_its_consumers_from_the_environment(
 def test_an_unknown_consumer_is_named() -> None:
     with pytest.raises(ConsumerConfigError, match="unknown consumer"):
         record_handler_from_env({"ORDERS_CONSUMERS": "views,bogus"})
+
+
+def test_the_deployed_handler_counts_poison_messages_as_failures_in_emf(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("PERSISTENCE_MODULE", "eventsourcing.popo")
+    monkeypatch.setenv("ORDERS_CONSUMERS", "saga")
+    monkeypatch.setenv("ORDERS_METRICS", "emf")
+    monkeypatch.setenv("ORDERS_METRICS_NAMESPACE", "Test/Lambda")
+    lambda_consumers._configured.cache_clear()
+    orders = [body(envelope) for envelope in logged_envelopes(demo_service(2))]
+    unknown_order = to_json(payment_succeeded(uuid4(), "pay-1", Decimal("5"), "EUR"))
+    event = sqs_event(["not json", *orders, unknown_order, '{"id": "poison"}'])
+    capsys.readouterr()
+    try:
+        response = lambda_consumers.handler(event, None)
+    finally:
+        lambda_consumers._configured.cache_clear()
+
+    assert len(response["batchItemFailures"]) == 3
+    counts: dict[str, float] = {}
+    for line in capsys.readouterr().out.splitlines():
+        blob = json.loads(line)
+        if "_aws" in blob:
+            assert blob["Consumer"] == "saga"
+            for name in ("ConsumerSuccesses", "ConsumerFailures"):
+                counts[name] = counts.get(name, 0) + sum(blob.get(name, []))
+    assert counts == {"ConsumerSuccesses": len(orders), "ConsumerFailures": 3}

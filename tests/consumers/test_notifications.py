@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import random
+import time
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from aws_lambda_powertools.utilities.idempotency.exceptions import (
+    IdempotencyAlreadyInProgressError,
+)
 
 from adapters.idempotency import create_idempotency_table, dynamodb_persistence, once_per_event
 from adapters.sns import SnsPublisher
@@ -112,6 +116,39 @@ def test_a_failed_publish_is_not_recorded_so_the_retry_notifies(
     )
     with pytest.raises(RuntimeError, match="SNS unavailable"):
         notify(placed)
+    notify(placed)
+    notify(placed)
+    assert sent == [notification_text(placed)]
+
+
+class Crash(BaseException):
+    """The process dying mid-handler: no ``except Exception`` sees it, so nothing cleans up."""
+
+
+def test_after_a_crash_mid_handler_the_event_is_held_then_notified_once(
+    idempotency_table: tuple[Any, str],
+) -> None:
+    (placed,) = logged_envelopes(demo_service(1))[:1]
+    sent: list[str] = []
+    crash = [Crash()]
+
+    def publish(text: str, _: object) -> None:
+        if crash:
+            raise crash.pop()
+        sent.append(text)
+
+    client, table = idempotency_table
+    notify = once_per_event(
+        Notifier(publish),
+        dynamodb_persistence(client, table),
+        name="notifications",
+        in_progress_seconds=1,
+    )
+    with pytest.raises(Crash):
+        notify(placed)
+    with pytest.raises(IdempotencyAlreadyInProgressError):
+        notify(placed)  # redelivered at once: held, the message will be retried
+    time.sleep(1.2)
     notify(placed)
     notify(placed)
     assert sent == [notification_text(placed)]

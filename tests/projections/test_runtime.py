@@ -309,3 +309,27 @@ def test_a_row_is_written_whole_or_counted_not_both() -> None:
     rows.put("p", "j", {})
     with pytest.raises(ValueError, match="whole"):
         rows.add("p", "j", {"n": 1})
+
+
+def test_waiting_by_notification_id_and_a_live_runner_follows_a_rebuild() -> None:
+    service = OrderService()
+    store = InMemoryViewStore()
+    decode = service.mapper.to_domain_event
+    views = OrderViews(store)
+    projection = PROJECTIONS["order_summary"]
+    live = Runner(projection, store, service.recorder, decode, generation_check=0)
+    placed = service.place_order("c-5", [OrderLine("PEN-005", 1, Decimal("1.75"))], "EUR")
+    head = service.recorder.max_notification_id() or 0
+    with pytest.raises(NotCaughtUpError, match="notification 1"):
+        views.wait_for_notification(head, timeout=0.05, projections=[projection.name])
+    live.catch_up()
+    views.wait_for_notification(head, timeout=0.05, projections=[projection.name])
+
+    Rebuild(projection, store, service.recorder, decode, grace_seconds=0).run()
+    version = service.cancel(placed.order_id, "changed my mind")
+    assert live.catch_up() == 1  # into generation 2, the live one now
+    assert store.position(view_name(projection.name, 2)) == head + 1
+    assert store.position(view_name(projection.name, 1)) == head
+    views.wait_for_order(placed.order_id, version, timeout=0.05, projections=[projection.name])
+    summary = views.order(placed.order_id)
+    assert summary is not None and summary["status"] == "cancelled"

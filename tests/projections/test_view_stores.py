@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tempfile
+import uuid
 from pathlib import Path
 
 import pytest
@@ -52,7 +53,7 @@ class TestDynamoDBViewStore(view_store_case.ViewStoreTestCase):
 def new_view_table(test: view_store_case.ViewStoreTestCase) -> str:
     """A fresh view table on the session's DynamoDB Local, deleted after ``test``."""
     server = dynamodb_local()
-    table_name = server.new_table().replace("test-", "views-")
+    table_name = f"views-{uuid.uuid4().hex}"
     DynamoDBViewStore(DynamoDBDatastore(server.client(), table_name)).create_table_if_missing()
     test.addCleanup(server.delete_table, table_name)
     return table_name

@@ -1,0 +1,36 @@
+"""Lambda entry points that report metrics around a handler of another module.
+
+:func:`indexer` is :func:`adapters.dynamodb.indexer.lambda_handler` (the table's stream
+through an event source mapping) plus ``IndexerLag``: the age of the newest record of the
+batch it indexed, in embedded metric format (see :mod:`adapters.telemetry`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from adapters.dynamodb.indexer import lambda_handler as index_records
+from adapters.telemetry import INDEXER_LAG, metrics_from_env
+
+
+def indexer(event: Mapping[str, Any], context: object) -> dict[str, Any]:
+    """Index the stream records of ``event``, then report how old the newest of them was."""
+    result = index_records(event, context)
+    written = [
+        _epoch_seconds(record["dynamodb"]["ApproximateCreationDateTime"])
+        for record in event.get("Records", [])
+        if "ApproximateCreationDateTime" in record.get("dynamodb", {})
+    ]
+    if written:
+        metrics = metrics_from_env()
+        metrics.gauge(INDEXER_LAG, max(0.0, time.time() - max(written)) * 1000)
+        metrics.flush()
+    return result
+
+
+def _epoch_seconds(value: float | datetime) -> float:
+    """A record's creation time: epoch seconds in a Lambda event, a datetime from boto3."""
+    return value.timestamp() if isinstance(value, datetime) else float(value)
