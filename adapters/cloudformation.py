@@ -42,13 +42,13 @@ from adapters.telemetry import (
 )
 from adapters.wiring import BusWiring, input_transformer
 
-DEFAULT_WIRING = BusWiring()
-
 TEMPLATE_PATH = Path(__file__).resolve().parent.parent / "template.json"
 
-VISIBILITY_TIMEOUT_SECONDS = 30
-RETENTION_SECONDS = 14 * 24 * 3600
-MAX_RECEIVE_COUNT = 3
+DEFAULT_WIRING = BusWiring()
+"""The routes, queue settings and input transformer ``orders bus setup`` uses too."""
+VISIBILITY_TIMEOUT_SECONDS = DEFAULT_WIRING.visibility_timeout_seconds
+RETENTION_SECONDS = DEFAULT_WIRING.retention_seconds
+MAX_RECEIVE_COUNT = DEFAULT_WIRING.max_receive_count
 CONSUMER_TIMEOUT_SECONDS = 25  # under the queues' visibility timeout, as Lambda requires
 WORKER_TIMEOUT_SECONDS = 70  # a scheduled worker runs until 10 s before this, every minute
 RUNTIME = "python3.12"
