@@ -28,6 +28,7 @@ from adapters.dynamodb.indexer import indexing
 from adapters.local import EVENTS_FILE_NAME, default_data_dir, local_env
 from adapters.observed import observe_commands
 from adapters.projections_cli import backends, demo_views, projections_app
+from adapters.relay_cli import bus_app, relay_app
 from adapters.telemetry import MetricsSink, NullMetrics, get_logger, metrics_from_env
 from orders import Order, OrderLine, OrderNotFoundError, OrderRuleError, OrderService
 
@@ -45,6 +46,8 @@ app.add_typer(dlq_app, name="dlq")
 app.add_typer(downstream_app, name="downstream")
 app.add_typer(projections_app, name="projections")
 app.add_typer(indexer_app, name="indexer")
+app.add_typer(relay_app, name="relay")
+app.add_typer(bus_app, name="bus")
 # Piped output (CI logs, tests) gets a width that fits uuids and timestamps instead of 80 columns.
 console = Console(width=None if sys.stdout.isatty() else 160)
 

@@ -23,6 +23,7 @@ from decimal import Decimal
 from typing import Annotated, Any, Final, Literal
 from uuid import UUID
 
+import msgspec
 from pydantic import (
     AwareDatetime,
     BaseModel,
@@ -35,7 +36,6 @@ from pydantic import (
     WithJsonSchema,
 )
 from pydantic.alias_generators import to_camel
-from pydantic_core import to_json as pydantic_to_json
 
 from orders.values import MAX_DIGITS, MAX_LINES, money
 
@@ -189,19 +189,19 @@ ENVELOPE_TYPES: tuple[type[EnvelopeBase], ...] = (
 """Every envelope model, one per published detail-type."""
 
 
+_ENCODER = msgspec.json.Encoder(decimal_format="number")
+
+
 def to_json(model: BaseModel) -> str:
     """``model`` as compact JSON, each amount a number with the ``Decimal``'s exact digits."""
-    return _json(model.model_dump(mode="python", by_alias=True))
+    return encode_json(model.model_dump(mode="python", by_alias=True))
 
 
-def _json(value: object) -> str:
-    if isinstance(value, dict):
-        return "{" + ",".join(f"{_json(key)}:{_json(item)}" for key, item in value.items()) + "}"
-    if isinstance(value, list | tuple):
-        return "[" + ",".join(map(_json, value)) + "]"
-    if isinstance(value, Decimal):
-        return format(value, "f")  # a valid JSON number for every finite Decimal >= 0
-    return pydantic_to_json(value).decode()
+def encode_json(data: object) -> str:
+    """``data`` (as ``model_dump(mode="python")`` gives it) as compact JSON: a ``Decimal`` as
+    a number written with its own digits (``str(amount)``, ``12.50``), UUIDs and times as
+    pydantic writes them."""
+    return _ENCODER.encode(data).decode()
 
 
 def parse_envelope(text: str | bytes) -> Envelope:

@@ -15,6 +15,13 @@ overrides ``DYNAMODB_TABLE_NAME`` for an application named ``OrderService``):
     ``y`` creates the table if it is missing (development). In production the table is
     declared in infrastructure as code from :func:`~adapters.dynamodb.table.table_definition`:
     ``pk`` string hash key, ``sk`` number range key, on-demand billing, no indexes.
+``DYNAMODB_WRITE_MODE`` (default ``transactional``)
+    ``transactional``: a save's transaction also numbers its events in the notification log
+    (synchronous, gapless ids; every save goes through one log-head item, so writers in many
+    processes queue there). ``indexed``: a save writes only its stream (one ``PutItem`` for a
+    1-event save, 1 WCU) and :mod:`adapters.dynamodb.indexer` appends the events to the same
+    log from the table's DynamoDB Stream (``orders indexer run``, or its Lambda handler);
+    ids appear once the indexer has caught up. A table keeps the mode it was written in.
 ``DYNAMODB_POLL_INTERVAL`` (default ``1.0``)
     Seconds between a subscription's reads of the log for saves made by other processes
     (saves through the same recorder wake it at once).
@@ -33,6 +40,8 @@ directly; ``datastore.metrics`` counts every call (:mod:`adapters.dynamodb.metri
 
 Key design (one table; :mod:`adapters.dynamodb.items` has the item layout)
 --------------------------------------------------------------------------
+Transactional mode:
+
 - A stream is a head item holding its last version (Equinox's "tip") and batch items, each
   holding as many consecutive events of one save as fit in 400 KB, keyed by last version.
   The version check is on the head, so it holds however saves were cut into batches.
@@ -51,19 +60,31 @@ Key design (one table; :mod:`adapters.dynamodb.items` has the item layout)
   either order), as on Postgres.
 - Tracking is one item per upstream application, updated only forwards.
 
+Indexed mode: each event is an item of its own keyed by its version (a save based on any
+stored version collides with the next one's item: an exact expected-version check in one
+request, no head, no item shared between streams); a save of several events is one
+``TransactWriteItems`` of one put per event (at most 100). The indexer writes the log items
+(many events each), one "indexed version" item per stream and the log head with its
+checkpoint, in one transaction per batch (see :mod:`adapters.dynamodb.indexer`).
+
 Cost of each operation (transactional writes: 2 WCU per started KB of each item;
 strongly consistent reads: 1 RCU per started 4 KB read; every read is strongly consistent)
 ------------------------------------------------------------------------------------------
 =========================  ============================  =====================================
 operation                  round trips                   items and capacity
 =========================  ============================  =====================================
-save (``insert_events``)   1 ``TransactWriteItems``;     per stream 1 head + 1 batch per
+save, transactional mode   1 ``TransactWriteItems``;     per stream 1 head + 1 batch per
 of n events in k streams   +1 per race lost for the      400 KB; 1 log batch per 400 KB; 1 log
                            log head (the head's value    head; (+1 tracking). Typical order
                            comes back with the           command (1 stream, small events): 4
                            cancellation, no read);       items, 8 WCU. Limits: 100 actions,
                            +1 ``GetItem`` after a        4 MB, 400 KB per item, checked before
                            ``TransactionConflict``       sending.
+save, indexed mode         1 ``PutItem`` (1 event);       1 item per event: 1 WCU per started
+                           1 ``TransactWriteItems``      KB alone, 2 in a transaction; no log
+                           (several events)              (the indexer writes it)
+indexer write of n events  1 ``TransactWriteItems``      log batches (2 WCU per KB), 1 item
+in k streams               (+1 ``GetRecords`` per poll)  per stream and the head (2 WCU each)
 snapshot save              1 ``PutItem``                 1 item: 1 WCU per started KB
 ``select_events``          1 ``Query`` (per 1 MB page);  the batches read, 1 RCU per 4 KB;
                            +1 ``Query`` (1 item) when    ``gt`` is exact on the key, so a
@@ -78,9 +99,11 @@ subscription               1 ``select_notifications``    as above, when idle: 1 
                            per local save and per poll
 =========================  ============================  =====================================
 
-Throughput: every save updates the one log-head item, so saves of one application are
-serialised there (as Postgres serialises them with a table lock for gapless ids); a single
-item takes about 1,000 WCU/s, so on the order of a few hundred saves per second at best.
+Throughput: in the transactional mode every save updates the one log-head item, so saves of
+one application are serialised there (as Postgres serialises them with a table lock for
+gapless ids); a single item takes about 1,000 WCU/s, so on the order of a few hundred saves
+per second at best. The indexed mode has no such item on the write path; its indexer writes
+the head once per batch of up to 89 streams' events.
 """
 
 from adapters.dynamodb.datastore import DynamoDBDatastore

@@ -197,14 +197,17 @@ class DynamoDBDatastore:
                 return
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
-    def transact_write(self, actions: Sequence[Item], what: str) -> None:
+    def transact_write(
+        self, actions: Sequence[Item], what: str, sizes: Sequence[int] | None = None
+    ) -> None:
         """Writes ``actions`` (``TransactWriteItems`` entries) atomically, or nothing.
 
         Raises :class:`~adapters.dynamodb.table.DynamoDBLimitError` without sending anything
         when the transaction breaks a limit (``what`` says what was being written), and
-        :class:`TransactionCancelled` when DynamoDB cancels it.
+        :class:`TransactionCancelled` when DynamoDB cancels it. ``sizes``: each action's
+        :func:`action_size`, when the caller knows them already.
         """
-        sizes = check_limits(actions, what)
+        sizes = check_limits(actions, what, sizes)
         with translate_errors(self.table_name):
             try:
                 items: Any = [self._with_table(action) for action in actions]
@@ -239,12 +242,14 @@ def write_units(size: int) -> int:
     return max(1, math.ceil(size / 1024))
 
 
-def check_limits(actions: Sequence[Item], what: str) -> list[int]:
-    """Each action's size (:func:`action_size`); raises :class:`DynamoDBLimitError` if
-    ``actions`` break a transaction's limits."""
+def check_limits(
+    actions: Sequence[Item], what: str, known: Sequence[int] | None = None
+) -> list[int]:
+    """Each action's size (:func:`action_size`, or ``known``); raises
+    :class:`DynamoDBLimitError` if ``actions`` break a transaction's limits."""
     if len(actions) > MAX_TRANSACTION_ACTIONS:
         raise DynamoDBLimitError("transaction actions", len(actions), MAX_TRANSACTION_ACTIONS, what)
-    sizes = [action_size(action) for action in actions]
+    sizes = list(known) if known is not None else [action_size(action) for action in actions]
     for size in sizes:
         if size > MAX_ITEM_BYTES:
             raise DynamoDBLimitError("item size", size, MAX_ITEM_BYTES, what)

@@ -35,7 +35,9 @@ hours). :func:`lambda_handler` runs it on a Lambda event source mapping.
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
+import functools
 import logging
 import os
 import threading
@@ -54,6 +56,7 @@ from adapters.dynamodb.datastore import (
     DynamoDBDatastore,
     Item,
     TransactionCancelled,
+    action_size,
     translate_errors,
 )
 from adapters.dynamodb.factory import DynamoDBFactory
@@ -75,7 +78,7 @@ from adapters.dynamodb.items import (
     pack,
     stream_pk,
 )
-from adapters.dynamodb.table import MAX_TRANSACTION_ACTIONS, value_size
+from adapters.dynamodb.table import MAX_TRANSACTION_ACTIONS, item_size, value_size
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodbstreams import DynamoDBStreamsClient
@@ -92,6 +95,7 @@ MAX_EVENT_BYTES_PER_WRITE = 3_500_000
 """Encoded event bytes per write (log batches stay within a transaction's 4 MB)."""
 MAX_WRITE_ATTEMPTS = 50
 """Tries of one write that keeps being cancelled for a transaction conflict."""
+SHARDS_REFRESH_SECONDS = 60.0
 CACHE_SIZE = 100_000
 """Streams whose indexed version the indexer remembers (least recently used dropped)."""
 
@@ -116,9 +120,19 @@ class StreamBatch:
     events: list[Item]
     position: Position | None = None
 
-    @property
+    @functools.cached_property
+    def sizes(self) -> list[int]:
+        """Each event's size as an element of a log batch's list (it names its stream)."""
+        originator = sum(  # Its attributes in the event's map, as value_size counts them.
+            1 + len(name) + value_size(value)
+            for name, value in encode_originator(self.originator_id).items()
+        )
+        return [1 + value_size(event) + originator for event in self.events]
+
+    @functools.cached_property
     def size(self) -> int:
-        return sum(1 + value_size(event) for event in self.events)
+        """Bytes of the encoded events in a log batch (what a write of them carries)."""
+        return sum(self.sizes)
 
     @classmethod
     def from_item(cls, item: Item, position: Position | None = None) -> StreamBatch:
@@ -129,6 +143,17 @@ class StreamBatch:
             events=list(item[EVENTS]["L"]),
             position=position,
         )
+
+
+@dataclass(frozen=True)
+class _Page:
+    """One ``GetRecords`` page of a shard: its batches, and where the shard stood after it."""
+
+    shard_id: str
+    batches: list[StreamBatch]
+    records: int
+    read_until: str | None
+    finished: bool
 
 
 class IndexerFencedError(OperationalError):
@@ -214,6 +239,13 @@ class Indexer:
         self._indexed: OrderedDict[str, int] = OrderedDict()
         self._shards: dict[str, _Shard] = {}
         self._arn = ""
+        self._described_at = 0.0
+        self._marks: dict[str, tuple[str | None, bool]] = {}
+        """Per shard, where the pages handed to indexing ended, and whether it finished."""
+        self._reader: concurrent.futures.ThreadPoolExecutor | None = None
+        self._prefetched: concurrent.futures.Future[list[_Page]] | None = None
+        self.records_read = 0
+        """Stream records the last poll read (of any kind)."""
         self._position = 0
         self._checkpoint: dict[str, str] = {}
         self._loaded = False
@@ -224,6 +256,10 @@ class Indexer:
 
     def load(self) -> None:
         """(Re)reads the log head and checkpoint; forgets what it cached of streams."""
+        if self._prefetched is not None:
+            concurrent.futures.wait([self._prefetched])  # Its pages are dropped.
+            self._prefetched = None
+        self._marks.clear()
         item = self.datastore.get_item(self._head_key) or {}
         self._position = int(item[NOTIFICATION_ID]["N"]) if NOTIFICATION_ID in item else 0
         self._checkpoint = {k: v["S"] for k, v in item.get(CHECKPOINT, {}).get("M", {}).items()}
@@ -260,13 +296,13 @@ class Indexer:
                 stopping.wait(self.poll_interval)
 
     def catch_up(self, *, timeout: float = 60.0) -> int:
-        """Indexes until a pass over every shard finds nothing new; the events indexed."""
+        """Indexes until a pass over every shard reads no record; the events indexed."""
         deadline = time.monotonic() + timeout
         total = 0
         while True:
             indexed = self.poll_once()
             total += indexed
-            if indexed == 0:
+            if indexed == 0 and self.records_read == 0:
                 return total
             if time.monotonic() > deadline:
                 msg = f"indexer did not catch up within {timeout} s"
@@ -282,7 +318,19 @@ class Indexer:
         if not self._loaded:
             self.load()
         try:
-            batches = [b for shard in self._readable_shards() for b in self._read_page(shard)]
+            if self._prefetched is not None:
+                pages, self._prefetched = self._prefetched.result(), None
+            else:
+                pages = self._read_pages()
+            self.records_read = sum(page.records for page in pages)
+            for page in pages:
+                self._marks[page.shard_id] = (page.read_until, page.finished)
+            batches = [batch for page in pages for batch in page.batches]
+            if self.records_read:
+                # More may be waiting: read the next pages while these are written.
+                if self._reader is None:
+                    self._reader = concurrent.futures.ThreadPoolExecutor(1, "indexer-reader")
+                self._prefetched = self._reader.submit(self._read_pages)
             return self.index(batches, checkpoint=self._checkpoint_after) if batches else 0
         except IndexerFencedError:
             logger.warning("another indexer advanced the log head; reloading")
@@ -328,9 +376,12 @@ class Indexer:
                 del self._shards[shard_id]
 
     def _readable_shards(self) -> list[_Shard]:
-        """Shards not finished whose parent is finished or gone (children after parents)."""
-        if not self._shards or all(s.finished for s in self._shards.values()):
+        """Shards not finished whose parent is finished or gone (children after parents);
+        the stream's shards are listed again every minute and when all are finished."""
+        stale = time.monotonic() - self._described_at > SHARDS_REFRESH_SECONDS
+        if stale or all(s.finished for s in self._shards.values()):
             self._describe_shards()
+            self._described_at = time.monotonic()
         return [
             shard
             for shard in self._shards.values()
@@ -338,7 +389,10 @@ class Indexer:
             and (shard.parent_id not in self._shards or self._shards[shard.parent_id].finished)
         ]
 
-    def _read_page(self, shard: _Shard) -> list[StreamBatch]:
+    def _read_pages(self) -> list[_Page]:
+        return [self._read_page(shard) for shard in self._readable_shards()]
+
+    def _read_page(self, shard: _Shard) -> _Page:
         assert self.streams is not None
         if shard.iterator is None:
             shard.iterator = self._iterator(shard)
@@ -347,7 +401,7 @@ class Indexer:
                 page = self.streams.get_records(ShardIterator=shard.iterator, Limit=1000)
         except _ExpiredIteratorError:
             shard.iterator = self._iterator(shard)
-            return []
+            return _Page(shard.shard_id, [], 0, shard.read_until, finished=False)
         batches = []
         previous = shard.read_until or self._checkpoint.get(shard.shard_id)
         for record in page.get("Records", []):
@@ -360,7 +414,8 @@ class Indexer:
         shard.iterator = page.get("NextShardIterator")
         if shard.iterator is None:
             shard.finished = True
-        return batches
+        records = len(page.get("Records", []))
+        return _Page(shard.shard_id, batches, records, shard.read_until, shard.finished)
 
     def _iterator(self, shard: _Shard) -> str:
         assert self.streams is not None
@@ -398,11 +453,11 @@ class Indexer:
     def _checkpoint_after(self, not_done: Iterable[StreamBatch]) -> dict[str, str]:
         """The checkpoint once every batch read but those in ``not_done`` is indexed."""
         checkpoint = dict(self._checkpoint)
-        for shard in self._shards.values():
-            if shard.read_until is not None:
-                checkpoint[shard.shard_id] = shard.read_until
-            if shard.finished:
-                checkpoint[shard.shard_id] = FINISHED
+        for shard_id, (read_until, finished) in self._marks.items():
+            if read_until is not None:
+                checkpoint[shard_id] = read_until
+            if finished:
+                checkpoint[shard_id] = FINISHED
         for batch in not_done:
             if batch.position is None:
                 continue
@@ -512,13 +567,22 @@ class Indexer:
     def _write(self, chosen: list[StreamBatch], checkpoint: Mapping[str, str]) -> None:
         """One transaction: the log batches, each stream's indexed version, the head."""
         events = [(batch.originator_id, event) for batch in chosen for event in batch.events]
+        sizes = [size for batch in chosen for size in batch.sizes]
         log_batches = pack(
-            events, _log_event, empty_batch_size(self._log_pk), lambda e: f"stream {e[0]}"
+            events,
+            _log_event,
+            empty_batch_size(self._log_pk),
+            lambda e: f"stream {e[0]}",
+            sizes,
         )
         actions: list[Item] = []
+        action_sizes: list[int] = []
         next_id = self._position + 1
         for log_batch in log_batches:
             last_id = next_id + len(log_batch) - 1
+            offset = next_id - self._position - 1
+            empty = item_size(batch_item(self._log_pk, next_id, last_id, []))
+            action_sizes.append(empty + sum(sizes[offset : offset + len(log_batch)]))
             actions.append(
                 {
                     "Put": {
@@ -537,9 +601,10 @@ class Indexer:
         for _, (originator_id, first, last) in markers:
             actions.append(_marker_update(self.events_namespace, originator_id, first, last))
         actions.append(self._head_update(next_id - 1, checkpoint))
+        action_sizes += [action_size(action) for action in actions[len(action_sizes) :]]
         what = f"indexing {len(events)} events of {len(markers)} streams"
         try:
-            self.datastore.transact_write(actions, what)
+            self.datastore.transact_write(actions, what, action_sizes)
         except TransactionCancelled as e:
             self._learn(e, len(log_batches), markers, what)
         else:
@@ -790,8 +855,15 @@ def rebuild(indexer: Indexer) -> int:
     Safe while an indexer runs (the log head's condition lets one writer advance at a time)
     and safe to repeat: what is indexed already is dropped by the indexed-version check.
     """
-    indexer.load()
-    return indexer.index(stream_items(indexer.datastore, indexer.events_namespace))
+    batches = stream_items(indexer.datastore, indexer.events_namespace)
+    for _ in range(MAX_WRITE_ATTEMPTS):
+        indexer.load()
+        try:
+            return indexer.index(batches)
+        except IndexerFencedError:
+            continue  # A running indexer advanced the head: number from where it is now.
+    msg = "rebuild: the log head kept moving (is an indexer writing flat out?)"
+    raise OperationalError(msg)
 
 
 # -- Lambda -----------------------------------------------------------------------------------

@@ -143,18 +143,20 @@ def pack(
     encode: Callable[[T], Item],
     empty_item_size: int,
     describe: Callable[[T], str],
+    sizes: Sequence[int] | None = None,
 ) -> list[list[Item]]:
     """Splits ``events`` (in order) into as few batches as fit in one item each.
 
-    ``empty_item_size`` is the size of a batch item holding an empty event list. Raises
-    :class:`DynamoDBLimitError` naming the event that does not fit in an item by itself.
+    ``empty_item_size`` is the size of a batch item holding an empty event list; ``sizes``,
+    if given, each encoded event's size in a list (1 + its value's size), known already.
+    Raises :class:`DynamoDBLimitError` naming the event that does not fit in an item by itself.
     """
     batches: list[list[Item]] = []
     batch: list[Item] = []
     size = empty_item_size
-    for event in events:
+    for n, event in enumerate(events):
         encoded = encode(event)
-        event_size = 1 + value_size(encoded)
+        event_size = sizes[n] if sizes is not None else 1 + value_size(encoded)
         if empty_item_size + event_size > MAX_ITEM_BYTES:
             raise DynamoDBLimitError(
                 "item size", empty_item_size + event_size, MAX_ITEM_BYTES, describe(event)

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import astuple, dataclass, field
+from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
@@ -51,10 +51,23 @@ class OperationCount:
     estimated_units: float = 0.0
 
     def __add__(self, other: OperationCount) -> OperationCount:
-        return OperationCount(*(a + b for a, b in zip(astuple(self), astuple(other), strict=True)))
+        # Field by field: dataclasses.astuple deep-copies, which costs every counted call.
+        return OperationCount(
+            self.calls + other.calls,
+            self.round_trips + other.round_trips,
+            self.errors + other.errors,
+            self.capacity_units + other.capacity_units,
+            self.estimated_units + other.estimated_units,
+        )
 
     def __sub__(self, other: OperationCount) -> OperationCount:
-        return OperationCount(*(a - b for a, b in zip(astuple(self), astuple(other), strict=True)))
+        return OperationCount(
+            self.calls - other.calls,
+            self.round_trips - other.round_trips,
+            self.errors - other.errors,
+            self.capacity_units - other.capacity_units,
+            self.estimated_units - other.estimated_units,
+        )
 
 
 @dataclass(frozen=True)

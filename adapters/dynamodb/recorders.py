@@ -20,7 +20,7 @@ Contracts (beyond the library's, which they all meet):
   transaction under the condition that it still holds the number the save started from.
   When only that condition fails (another process's save took the numbers first) the
   recorder re-numbers from the head value returned in the cancellation reason and sends
-  again, at most :data:`MAX_WRITE_ATTEMPTS` times, pausing (jittered, capped) between sends
+  again, for at most :data:`RACE_SECONDS`, pausing (jittered, capped) between sends
   without holding the lock; a ``TransactionConflict`` cancellation is treated the same way,
   after reading the head afresh. Saves through one recorder take turns (a lock), so they do
   not race each other. A cancellation that cannot be read raises ``OperationalError``.
@@ -98,8 +98,9 @@ from adapters.dynamodb.items import (
     tracking_pk,
 )
 
-MAX_WRITE_ATTEMPTS = 100
-"""Sends of one save that lost the race for the log head before the recorder gives up."""
+RACE_SECONDS = 30.0
+"""How long one save keeps re-sending after lost races for the log head before it gives up
+(``OperationalError``): many processes saving flat out lose many races, none of them an error."""
 RACE_PAUSE_SECONDS = 0.002
 """Base of the jittered pause after a lost race for the log head (doubling per try)."""
 RACE_PAUSE_MAX_SECONDS = 0.05
@@ -375,7 +376,10 @@ class DynamoDBApplicationRecorder(_EventStreams, ApplicationRecorder):
         # The log head admits one save at a time: this process's saves queue here rather
         # than race each other for it (races with other processes are re-numbered, after a
         # pause taken outside the lock).
-        for attempt in range(1, MAX_WRITE_ATTEMPTS + 1):
+        deadline = time.monotonic() + RACE_SECONDS
+        attempt = 0
+        while True:
+            attempt += 1
             with self._numbering_lock:
                 position = self._log_head_hint
                 log_actions = self._log_actions(log_batches, position)
@@ -396,11 +400,11 @@ class DynamoDBApplicationRecorder(_EventStreams, ApplicationRecorder):
                 else:
                     self._log_head_hint = position + len(stored_events)
                     break
+            if time.monotonic() > deadline:
+                msg = f"{what}: lost the race for the log head {attempt} times in {RACE_SECONDS} s"
+                raise OperationalError(msg)
             ceiling = min(RACE_PAUSE_MAX_SECONDS, RACE_PAUSE_SECONDS * 2.0 ** (attempt - 1))
             time.sleep(random.uniform(0, ceiling))
-        else:
-            msg = f"{what}: lost the race for the log head {MAX_WRITE_ATTEMPTS} times"
-            raise OperationalError(msg)
         self._notify_listeners()
         return list(range(position + 1, position + len(stored_events) + 1))
 

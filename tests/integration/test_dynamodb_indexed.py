@@ -33,6 +33,7 @@ from adapters.dynamodb import (
     DynamoDBIndexedProcessRecorder,
     StreamConflictError,
 )
+from adapters.dynamodb.datastore import action_size
 from adapters.dynamodb.indexer import (
     Indexer,
     indexer_of,
@@ -330,3 +331,26 @@ class TestOrderServiceIndexed(IndexedTestCase):
         other.insert_events(events(uuid4(), range(1, 3)))
         self.assertEqual(self.indexer().catch_up(), 0)
         self.assertEqual(self.log(other), [])
+
+
+class TestIndexerSizes(IndexedTestCase):
+    def test_the_sizes_an_indexer_write_declares_are_the_items_sizes(self) -> None:
+        """The indexer sizes its log batches from the events' sizes (not item by item); those
+        sizes, which limits and capacity estimates use, must be exact."""
+        store = self.recorder()
+        streams: list[UUID | str] = [uuid4(), "a-string-id"]
+        for n, originator_id in enumerate(streams * 20):
+            store.insert_events([StoredEvent(originator_id, n // 2 + 1, "topic", b"x" * 37 * n)])
+        declared: list[tuple[list[int], list[int]]] = []
+        transact_write = self.datastore.transact_write
+
+        def recording(actions: Any, what: str, sizes: Any = None) -> None:
+            declared.append((list(sizes), [action_size(action) for action in actions]))
+            transact_write(actions, what, sizes)
+
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(self.datastore, "transact_write", recording)
+            self.assertEqual(self.indexer().catch_up(), 40)
+        self.assertTrue(declared)
+        for given, actual in declared:
+            self.assertEqual(given, actual)

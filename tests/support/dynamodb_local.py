@@ -73,23 +73,12 @@ class DynamoDBLocal:
 
     def client(self, **config: Any) -> DynamoDBClient:
         """A new low-level client of this server (dummy credentials, ``us-east-1``)."""
-        client: DynamoDBClient = self._client("dynamodb", **config)
-        return client
+        return local_client(self.endpoint_url, **config)
 
     def streams_client(self) -> DynamoDBStreamsClient:
         """A new DynamoDB Streams client of this server (the same endpoint)."""
-        client: DynamoDBStreamsClient = self._client("dynamodbstreams")
+        client: DynamoDBStreamsClient = _client("dynamodbstreams", self.endpoint_url)
         return client
-
-    def _client(self, service: str, **config: Any) -> Any:
-        return boto3.session.Session().client(
-            service,  # type: ignore[call-overload]
-            endpoint_url=self.endpoint_url,
-            region_name=REGION,
-            aws_access_key_id=ACCESS_KEY_ID,
-            aws_secret_access_key=SECRET_ACCESS_KEY,
-            config=Config(**config),
-        )
 
     def env(self, table_name: str) -> dict[str, str]:
         """An ``eventsourcing`` environment selecting the DynamoDB module on ``table_name``."""
@@ -184,6 +173,23 @@ class DynamoDBLocal:
                 time.sleep(0.1)
             else:
                 return
+
+
+def local_client(endpoint_url: str, **config: Any) -> DynamoDBClient:
+    """A new DynamoDB client of the DynamoDB Local at ``endpoint_url`` (from any process)."""
+    client: DynamoDBClient = _client("dynamodb", endpoint_url, **config)
+    return client
+
+
+def _client(service: str, endpoint_url: str, **config: Any) -> Any:
+    return boto3.session.Session().client(
+        service,  # type: ignore[call-overload]
+        endpoint_url=endpoint_url,
+        region_name=REGION,
+        aws_access_key_id=ACCESS_KEY_ID,
+        aws_secret_access_key=SECRET_ACCESS_KEY,
+        config=Config(**config),
+    )
 
 
 def _free_port() -> int:

@@ -1,5 +1,8 @@
 """One moto server per test session, in its own process on a loopback port, reset per test.
 
+The server is moto's, with one fix to its delivery of transformed events (see
+:mod:`tests.support.moto_fixed`).
+
 :func:`moto_server` starts ``moto_server`` on first use and returns it; later calls return the
 same one. :meth:`MotoServer.reset` empties every service (call it at the start of each test).
 The server runs under the same stdin guard as DynamoDB Local (it dies with this process) and is
@@ -26,6 +29,7 @@ from tests.support.dynamodb_local import (
     _GUARD,
     ACCESS_KEY_ID,
     REGION,
+    REPO_ROOT,
     SECRET_ACCESS_KEY,
     _free_port,
 )
@@ -85,9 +89,10 @@ class MotoServer:
     def start(cls) -> MotoServer:
         port = _free_port()
         log_fd, log_name = tempfile.mkstemp(prefix="moto-server-", suffix=".log")
-        executable = Path(sys.executable).with_name("moto_server")
+        command = [sys.executable, "-m", "tests.support.moto_fixed"]
         process = subprocess.Popen(
-            ["sh", "-c", _GUARD, "moto-guard", str(executable), "-H", "127.0.0.1", "-p", str(port)],
+            ["sh", "-c", _GUARD, "moto-guard", *command, "-H", "127.0.0.1", "-p", str(port)],
+            cwd=REPO_ROOT,
             stdin=subprocess.PIPE,
             stdout=log_fd,
             stderr=subprocess.STDOUT,

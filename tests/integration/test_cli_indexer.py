@@ -1,0 +1,68 @@
+"""``orders indexer ...`` and the demo in the indexed write mode, on DynamoDB Local."""
+
+from __future__ import annotations
+
+import re
+from uuid import uuid4
+
+import pytest
+from eventsourcing.persistence import StoredEvent
+from typer.testing import CliRunner
+
+from adapters.cli import app
+from adapters.dynamodb import DynamoDBDatastore, DynamoDBIndexedApplicationRecorder
+from tests.support.dynamodb_local import dynamodb_local
+from tests.test_cli import dynamodb_table  # noqa: F401 - the fixture this one builds on.
+
+pytestmark = pytest.mark.dynamodb
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def indexed_table(dynamodb_table: str, monkeypatch: pytest.MonkeyPatch) -> str:  # noqa: F811
+    """A fresh table on DynamoDB Local, the indexed mode chosen by the environment."""
+    monkeypatch.setenv("DYNAMODB_WRITE_MODE", "indexed")
+    return dynamodb_table
+
+
+def orders(table: str, *arguments: str) -> tuple[int, str]:
+    result = runner.invoke(app, ["--backend", "dynamodb", "--table", table, *arguments])
+    return result.exit_code, result.output
+
+
+def test_the_demo_indexes_in_process_and_the_indexer_commands_see_and_repair(
+    indexed_table: str,
+) -> None:
+    code, output = orders(indexed_table, "demo", "--orders", "15")
+    assert code == 0, output
+    logged = int(re.search(r"events in the notification log\s*│\s*(\d+)", output)[1])  # type: ignore[index]
+    assert logged > 15
+
+    code, output = orders(indexed_table, "indexer", "verify")
+    assert (code, f"log: {logged} events") == (0, output.split(",")[0]), output
+
+    recorder = DynamoDBIndexedApplicationRecorder(
+        DynamoDBDatastore(dynamodb_local().client(), indexed_table), "orderservice_events"
+    )
+    order_id = uuid4()
+    recorder.insert_events([StoredEvent(order_id, v, "topic", b"{}") for v in (1, 2)])
+    code, output = orders(indexed_table, "indexer", "status")
+    assert code == 0, output
+    assert f"last id: {logged}" in output
+    assert "events in the stream not indexed yet: 2" in output
+    code, output = orders(indexed_table, "indexer", "verify")
+    assert code == 1
+    assert "stored events not in the log (run `orders indexer rebuild`): 2" in output
+
+    code, output = orders(indexed_table, "indexer", "rebuild")
+    assert (code, f"rebuild: 2 events appended, last id {logged + 2}") == (0, output.strip())
+    assert orders(indexed_table, "indexer", "verify")[0] == 0
+
+
+def test_the_indexer_on_the_local_backend_is_one_clear_line(tmp_path: object) -> None:
+    result = runner.invoke(app, ["--data-dir", str(tmp_path), "indexer", "status"])
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines() == [
+        "indexer: the indexer works on the DynamoDB backend: use --backend dynamodb"
+    ]

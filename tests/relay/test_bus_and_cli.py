@@ -1,0 +1,198 @@
+"""The bus wiring on moto (queues, dead letters, rules by detail.status) and the CLI commands."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from adapters.cli import app
+from adapters.demo import run_demo
+from adapters.local import local_env
+from adapters.projection_workers import sqlite_view_store
+from adapters.relay import UnpublishableEventError
+from adapters.relay_setup import relay_for
+from adapters.telemetry import DEFAULT_NAMESPACE, RELAY_STOPPED, CloudWatchMetrics, RelayMetrics
+from adapters.wiring import BusWiring, Route, matches
+from orders import OrderLine, OrderService
+from projections.downstream import DownstreamQueries
+from tests.relay.support import FAST, Bus, fresh_moto, stored_order_events, wired_bus
+from tests.support.moto_server import MotoServer
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def server(monkeypatch: pytest.MonkeyPatch) -> MotoServer:
+    """The session's moto server, reset, its endpoint in this process's environment."""
+    server = fresh_moto()
+    for name, value in server.env().items():
+        monkeypatch.setenv(name, value)
+    return server
+
+
+def test_bus_setup_creates_queues_with_the_values_users_were_given(server: MotoServer) -> None:
+    """Given a fresh account When ``orders bus setup`` runs (twice: it is safe to repeat)
+    Then each route has a rule on the bus and a queue with visibility 30 s, retention 14 days,
+    a dead-letter queue after 3 receives, and a policy letting only its rule send."""
+    for _ in range(2):
+        result = runner.invoke(app, ["bus", "setup", "--bus", "shop"])
+        assert result.exit_code == 0, result.output
+    sqs, events = server.client("sqs"), server.client("events")
+    for route in BusWiring().routes:
+        url = sqs.get_queue_url(QueueName=f"orders-{route.name}")["QueueUrl"]
+        attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+        dead_letter_arn = sqs.get_queue_attributes(
+            QueueUrl=sqs.get_queue_url(QueueName=f"orders-{route.name}-dlq")["QueueUrl"],
+            AttributeNames=["QueueArn"],
+        )["Attributes"]["QueueArn"]
+        rule = events.describe_rule(Name=f"orders-{route.name}", EventBusName="shop")
+        assert (attributes["VisibilityTimeout"], attributes["MessageRetentionPeriod"]) == (
+            "30",
+            str(14 * 24 * 3600),
+        )
+        assert json.loads(attributes["RedrivePolicy"]) == {
+            "deadLetterTargetArn": dead_letter_arn,
+            "maxReceiveCount": 3,
+        }
+        (statement,) = json.loads(attributes["Policy"])["Statement"]
+        assert statement["Condition"] == {"ArnEquals": {"aws:SourceArn": rule["Arn"]}}
+        assert json.loads(rule["EventPattern"]) == route.pattern
+        assert route.name in result.output
+
+
+def test_a_message_received_three_times_goes_to_the_dead_letter_queue(bus: Bus) -> None:
+    """Given a message on a route queue When it is received 3 times and never deleted
+    Then the next receive finds it in the dead-letter queue."""
+    sqs = bus.server.client("sqs")
+    url = bus.resources.queue_urls["views"]
+    sqs.send_message(QueueUrl=url, MessageBody="{}")
+    for _ in range(3):
+        assert len(sqs.receive_message(QueueUrl=url, VisibilityTimeout=0)["Messages"]) == 1
+    assert not sqs.receive_message(QueueUrl=url).get("Messages")
+    assert bus.received_dead_letters("views") == ["{}"]
+
+
+def test_rules_route_by_detail_status_on_the_bus_as_the_in_process_bus_does(
+    service: OrderService,
+) -> None:
+    """Given a route of cancelled orders (by detail.status) When a few orders' events are
+    relayed to moto Then that queue receives exactly the OrderCancelled events, and the
+    in-process routing picks the same ones."""
+    cancelled = Route("cancelled", {"detail": {"status": ["cancelled"]}}, "cancellations")
+    bus = wired_bus(fresh_moto(), BusWiring(routes=(cancelled,)))
+    run_demo(service, 40, seed=11)
+    relay_for(service, bus.publisher(), settings=FAST).run_until_caught_up(time.time() + 60)
+
+    received = [json.loads(body) for body in bus.received("cancelled")]
+
+    assert received
+    assert {document["detail-type"] for document in received} == {"OrderCancelled"}
+    assert all(matches(cancelled.pattern, document) for document in received)
+    assert not matches(cancelled.pattern, {"detail": {"status": "pending"}})
+
+
+def test_relay_status_shows_position_head_lag_and_holder(
+    server: MotoServer, tmp_path: Path
+) -> None:
+    """Given 2 orders' events stored and not relayed When ``orders relay status`` runs
+    Then it shows position 0, the head and the lag; after a relay ran, lag 0."""
+    data_dir = str(tmp_path)
+    with OrderService(env=local_env(tmp_path)) as service:
+        for number in range(2):
+            service.place_order(f"c-{number}", [OrderLine("A", 1, Decimal(1))], "EUR")
+        bus = wired_bus(server)
+        relay = relay_for(service, bus.publisher(), settings=FAST)
+        before = runner.invoke(app, ["--data-dir", data_dir, "relay", "status"])
+        relay.run_until_caught_up(time.time() + 60)
+        after = runner.invoke(app, ["--data-dir", data_dir, "relay", "status"])
+
+    assert before.exit_code == after.exit_code == 0, before.output + after.output
+    assert _row(before.output, "position") == "0"
+    assert (_row(before.output, "log head"), _row(before.output, "lag")) == ("2", "2")
+    assert (_row(after.output, "position"), _row(after.output, "lag")) == ("2", "0")
+    assert relay.owner.split(":")[0] in _row(after.output, "lease")
+
+
+def test_relay_run_on_a_missing_bus_fails_with_one_line(server: MotoServer, tmp_path: Path) -> None:
+    """Given events stored and no bus called "nowhere" When ``orders relay run --bus nowhere``
+    Then it exits 1 with one line on stderr naming the bus, no traceback."""
+    with OrderService(env=local_env(tmp_path)) as service:
+        service.place_order("c-1", [OrderLine("A", 1, Decimal(1))], "EUR")
+    result = runner.invoke(
+        app,
+        ["--data-dir", str(tmp_path), "relay", "run", "--bus", "nowhere", "--poll-seconds", "0.1"],
+    )
+    assert result.exit_code == 1
+    error_lines = [line for line in result.stderr.splitlines() if "error:" in line]
+    assert len(error_lines) == 1 and "nowhere" in error_lines[0], result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_an_unpublishable_event_is_reported_to_cloudwatch(
+    server: MotoServer, service: OrderService
+) -> None:
+    """Given an event over the size limit When the relay reaching it stops (metrics to
+    CloudWatch, flushed as a worker does when it stops)
+    Then CloudWatch holds a RelayStopped sum of 1, the alarm's input."""
+    lines = [OrderLine(f"SKU-{n}-" + "x" * 2000, 1, Decimal(1)) for n in range(70)]
+    service.place_order("customer-big", lines, "EUR")
+    cloudwatch = server.client("cloudwatch")
+    sink = CloudWatchMetrics(cloudwatch)
+    bus = wired_bus(server)
+    relay = relay_for(service, bus.publisher(), settings=FAST, metrics=RelayMetrics(sink))
+
+    with pytest.raises(UnpublishableEventError):
+        relay.run_until_caught_up(time.time() + 60)
+    sink.flush()
+
+    statistics = cloudwatch.get_metric_statistics(
+        Namespace=DEFAULT_NAMESPACE,
+        MetricName=RELAY_STOPPED.name,
+        StartTime=datetime.now(UTC) - timedelta(minutes=10),
+        EndTime=datetime.now(UTC) + timedelta(minutes=10),
+        Period=60,
+        Statistics=["Sum"],
+    )
+    assert sum(point["Sum"] for point in statistics["Datapoints"]) == 1
+
+
+def _row(output: str, name: str) -> str:
+    for line in output.splitlines():
+        cells = [cell.strip() for cell in line.strip("│ ").split("│")]
+        if cells[0] == name:
+            return cells[1]
+    raise AssertionError(f"no row {name!r} in:\n{output}")
+
+
+def test_relay_run_in_process_feeds_the_local_downstream_views(tmp_path: Path) -> None:
+    """Given a demo's orders on the local backend When ``orders relay run --to in-process
+    --once`` runs Then it stops at the log head, and every order shows in its customer's
+    downstream history with the status the store has for it."""
+    data_dir = ["--data-dir", str(tmp_path)]
+    assert runner.invoke(app, [*data_dir, "demo", "--orders", "15"]).exit_code == 0
+
+    result = runner.invoke(app, [*data_dir, "relay", "run", "--to", "in-process", "--once"])
+
+    with OrderService(env=local_env(tmp_path)) as service:
+        head = service.recorder.max_notification_id()
+        orders = {
+            event.originator_id: event.customer_id
+            for event in stored_order_events(service)
+            if event.originator_version == 1
+        }
+        expected = {str(order_id): service.get_order(order_id).status for order_id in orders}
+    assert result.exit_code == 0, result.output
+    assert f"stopped at position {head}" in result.stderr
+    queries = DownstreamQueries(sqlite_view_store(tmp_path))
+    shown = {
+        row.data["orderId"]: row.data["status"]
+        for customer in set(orders.values())
+        for row in queries.customer_orders(customer, limit=100).rows
+    }
+    assert shown == expected

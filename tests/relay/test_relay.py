@@ -1,0 +1,271 @@
+"""The relay's guarantees on the local backend (SQLite log, in-process bus), bus by bus call."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from decimal import Decimal
+from uuid import uuid4
+
+import pytest
+from eventsourcing.persistence import StoredEvent
+
+from adapters.inprocess import InProcessBus
+from adapters.relay import (
+    Entry,
+    PublishError,
+    Rejection,
+    Relay,
+    RelayError,
+    UnpublishableEventError,
+)
+from adapters.relay_setup import relay_for
+from adapters.wiring import BusWiring, Route
+from orders import OrderLine, OrderService
+from schemas import Envelope
+from tests.relay.support import FAST
+
+LINES = [OrderLine("SKU-1", 2, Decimal("1.50"))]
+
+
+class ScriptedBus(InProcessBus):
+    """The in-process bus, recording every call's entries and refusing what ``refuse`` says."""
+
+    def __init__(
+        self,
+        refuse: Callable[[Entry, int], Rejection | None] = lambda entry, attempt: None,
+        handlers: Mapping[str, Callable[[Envelope], None]] | None = None,
+        wiring: BusWiring | None = None,
+    ) -> None:
+        super().__init__(handlers or {}, wiring)
+        self.refuse = refuse
+        self.calls: list[list[Entry]] = []
+        self.refused: list[list[Entry]] = []
+        self.accepted: list[Entry] = []
+        self.fail_calls = 0
+        self.fail_with: PublishError | None = None
+
+    def send(self, entries: Sequence[Entry]) -> list[Rejection | None]:
+        self.calls.append(list(entries))
+        if self.fail_calls:
+            self.fail_calls -= 1
+            raise self.fail_with or PublishError("connection reset", retryable=True)
+        results: list[Rejection | None] = []
+        self.refused.append([])
+        for entry in entries:
+            attempt = sum(entry in call for call in self.calls)
+            rejection = self.refuse(entry, attempt)
+            if rejection is None:
+                self.accepted.append(entry)
+                self.deliver(entry.envelope)
+            else:
+                self.refused[-1].append(entry)
+            results.append(rejection)
+        return results
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.reports: list[Mapping[str, float]] = []
+
+    def put(self, values: Mapping[str, float]) -> None:
+        self.reports.append(dict(values))
+
+
+def place(service: OrderService, orders: int, *, paid: bool = True) -> None:
+    """``orders`` orders, each placed then (if ``paid``) paid and shipped: 1 or 3 events."""
+    for number in range(orders):
+        order_id = service.place_order(f"customer-{number}", LINES, "EUR").order_id
+        if paid:
+            service.confirm_payment(order_id, f"pay-{number}", Decimal(3))
+            service.ship(order_id)
+
+
+def relay_to(service: OrderService, bus: ScriptedBus, metrics: Metrics | None = None) -> Relay:
+    return relay_for(service, bus, settings=FAST, metrics=metrics)
+
+
+def test_calls_carry_one_event_per_order_and_an_orders_next_event_waits_for_acceptance(
+    service: OrderService,
+) -> None:
+    """Given 30 orders of 3 events in the log, the first try of every 4th entry refused
+    (throttled) When the relay catches up
+    Then every event is accepted once, no call carries two events of one order, an order's
+    event is sent only after its earlier ones were accepted, the refused entries are sent
+    again alone, and calls hold up to 10 entries."""
+    place(service, 30)
+    bus = ScriptedBus(
+        lambda entry, attempt: (
+            Rejection("Throttled", permanent=False)
+            if entry.notification_id % 4 == 0 and attempt == 1
+            else None
+        )
+    )
+
+    assert relay_to(service, bus).run_until_caught_up(deadline=float("inf")) == 90
+
+    assert sorted(e.notification_id for e in bus.accepted) == list(range(1, 91))
+    accepted: set[tuple[object, int]] = set()
+    for number, (call, refused) in enumerate(zip(bus.calls, bus.refused, strict=True)):
+        assert len({entry.order_id for entry in call}) == len(call) <= 10
+        if number and bus.refused[number - 1]:
+            assert call == bus.refused[number - 1]  # the refused entries, alone
+        for entry in call:
+            version = entry.envelope.detail.stream_version
+            assert all((entry.order_id, v) in accepted for v in range(1, version))
+        accepted |= {(e.order_id, e.envelope.detail.stream_version) for e in call}
+        accepted -= {(e.order_id, e.envelope.detail.stream_version) for e in refused}
+    assert any(bus.refused)
+    assert max(len(call) for call in bus.calls) == 10
+
+
+def test_a_restarted_relay_continues_from_its_position(service: OrderService) -> None:
+    """Given a relay that published the log When more events are stored and a new relay runs
+    Then it publishes only the new events."""
+    place(service, 5)
+    first = ScriptedBus()
+    relay_to(service, first).run_until_caught_up(deadline=float("inf"))
+    place(service, 2, paid=False)
+    second = ScriptedBus()
+
+    assert relay_to(service, second).run_until_caught_up(deadline=float("inf")) == 2
+    assert [e.notification_id for e in second.accepted] == [16, 17]
+
+
+def test_an_event_that_cannot_be_mapped_stops_the_relay_naming_it(service: OrderService) -> None:
+    """Given a stored event no mapping knows between valid ones When the relay runs
+    Then it publishes the events before it, records the position just before it, reports
+    UnpublishableEvents, and stops with an error naming the notification; it never skips it."""
+    place(service, 2)
+    (bad_id,) = service.recorder.insert_events(
+        [StoredEvent(uuid4(), 1, "orders:NoSuchEvent", b"{}")]
+    ) or [0]
+    place(service, 1)
+    bus, metrics = ScriptedBus(), Metrics()
+    relay = relay_to(service, bus, metrics)
+
+    with pytest.raises(UnpublishableEventError, match=rf"notification {bad_id} .* cannot be"):
+        relay.run(threading.Event())
+
+    assert sorted(e.notification_id for e in bus.accepted) == list(range(1, bad_id))
+    assert relay.position() == bad_id - 1
+    assert {"UnpublishableEvents": 1} in metrics.reports
+    with pytest.raises(UnpublishableEventError):
+        relay_to(service, ScriptedBus()).run_until_caught_up(deadline=float("inf"))
+
+
+def test_an_event_over_the_size_limit_stops_the_relay_naming_its_size(
+    service: OrderService,
+) -> None:
+    """Given an order whose event is over 256 KB as EventBridge counts it When the relay runs
+    Then it stops before it, naming the size, with the position before it."""
+    place(service, 1)
+    lines = [OrderLine(f"SKU-{n}-" + "x" * 2000, 1, Decimal(1)) for n in range(70)]
+    service.place_order("customer-big", lines, "EUR")
+    relay = relay_to(service, ScriptedBus())
+
+    with pytest.raises(
+        UnpublishableEventError, match=r"notification 4 .*bytes, over the bus's 262144"
+    ):
+        relay.run_until_caught_up(deadline=float("inf"))
+    assert relay.position() == 3
+
+
+def test_an_entry_refused_for_good_stops_the_relay_after_the_accepted_prefix(
+    service: OrderService,
+) -> None:
+    """Given the bus refuses notification 5 as malformed When the relay runs
+    Then it stops naming notification 5 and the bus's reason; the position is 4."""
+    place(service, 3)
+    bus = ScriptedBus(
+        lambda entry, attempt: (
+            Rejection("MalformedDetail: bad", permanent=True)
+            if entry.notification_id == 5
+            else None
+        )
+    )
+    relay = relay_to(service, bus)
+
+    with pytest.raises(UnpublishableEventError, match=r"notification 5 .*MalformedDetail"):
+        relay.run_until_caught_up(deadline=float("inf"))
+    assert relay.position() == 4
+
+
+def test_a_call_that_fails_as_a_whole_is_sent_again_and_a_lasting_one_stops_the_relay(
+    service: OrderService,
+) -> None:
+    """Given calls failing as a whole (connection reset) twice When the relay runs
+    Then the same entries are sent again and all arrive once; a call refused for good (no such
+    bus) stops the relay with that one-line reason."""
+    place(service, 2)
+    bus = ScriptedBus()
+    bus.fail_calls = 2
+    assert relay_to(service, bus).run_until_caught_up(deadline=float("inf")) == 6
+    assert bus.calls[0] == bus.calls[1] == bus.calls[2]
+    assert sorted(e.notification_id for e in bus.accepted) == [1, 2, 3, 4, 5, 6]
+
+    place(service, 1)
+    broken = ScriptedBus()
+    broken.fail_calls = 1
+    broken.fail_with = PublishError("PutEvents to bus 'orders': no such bus", retryable=False)
+    with pytest.raises(RelayError, match="no such bus"):
+        relay_to(service, broken).run_until_caught_up(deadline=float("inf"))
+
+
+def test_a_relay_without_the_lease_publishes_nothing(service: OrderService) -> None:
+    """Given another relay holds the lease When a second relay runs until caught up
+    Then it publishes nothing; once the holder releases it, it publishes everything."""
+    place(service, 2)
+    holder = relay_to(service, ScriptedBus())
+    assert holder.hold_lease()
+    waiting_bus = ScriptedBus()
+    waiting = relay_to(service, waiting_bus)
+
+    assert waiting.run_until_caught_up(deadline=float("inf")) == 0
+    assert not waiting_bus.calls
+    holder.lease.release(holder.owner)
+    assert waiting.run_until_caught_up(deadline=float("inf")) == 6
+
+
+def test_the_in_process_bus_routes_like_the_rules_and_dead_letters_a_failing_handler(
+    service: OrderService,
+) -> None:
+    """Given a route of every order event and one of processing orders (by detail.status),
+    the latter's handler failing for one order When the relay publishes 2 paid-and-shipped
+    orders Then the first gets all 6 events, each order's in order; the second gets
+    PaymentConfirmed and OrderShipped of each order, the failing ones tried 3 times and then
+    dead-lettered, without holding up the relay."""
+    place(service, 2)
+    failing_order = service.recorder.select_notifications(1, 1)[0].originator_id
+    wiring = BusWiring(
+        routes=(
+            Route("all", {"source": ["order-service"]}, "every order event"),
+            Route("paid", {"detail": {"status": ["processing"]}}, "processing orders"),
+        )
+    )
+    seen: dict[str, list[tuple[object, str]]] = {"all": [], "paid": []}
+
+    def every(envelope: Envelope) -> None:
+        seen["all"].append((envelope.detail.order_id, envelope.detail_type))
+
+    def paid(envelope: Envelope) -> None:
+        seen["paid"].append((envelope.detail.order_id, envelope.detail_type))
+        if envelope.detail.order_id == failing_order:
+            raise RuntimeError("SNS is down")
+
+    bus = ScriptedBus(handlers={"all": every, "paid": paid}, wiring=wiring)
+    assert relay_to(service, bus).run_until_caught_up(deadline=float("inf")) == 6
+
+    def of_order(route: str, failing: bool) -> list[str]:
+        return [kind for order, kind in seen[route] if (order == failing_order) == failing]
+
+    journey = ["OrderPlaced", "PaymentConfirmed", "OrderShipped"]
+    assert of_order("all", True) == of_order("all", False) == journey
+    assert of_order("paid", False) == ["PaymentConfirmed", "OrderShipped"]
+    assert of_order("paid", True) == ["PaymentConfirmed"] * 3 + ["OrderShipped"] * 3
+    assert [(d.route, d.envelope.detail_type) for d in bus.dead_letters] == [
+        ("paid", "PaymentConfirmed"),
+        ("paid", "OrderShipped"),
+    ]
+    with pytest.raises(KeyError, match="no route 'nowhere'"):
+        InProcessBus({"nowhere": every})

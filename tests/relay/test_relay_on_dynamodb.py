@@ -1,0 +1,63 @@
+"""The relay on the DynamoDB event store (DynamoDB Local), as the Lambda function runs it."""
+
+from __future__ import annotations
+
+import json
+import os
+from decimal import Decimal
+from unittest import mock
+
+import pytest
+
+from adapters import relay_lambda
+from adapters.dynamodb.lease import DynamoDBLease
+from orders import OrderLine, OrderService
+from schemas import event_id
+from tests.relay.support import (
+    assert_keeps_the_contract,
+    fresh_moto,
+    stored_order_events,
+    wired_bus,
+)
+from tests.support.dynamodb_local import DynamoDBLocalTestCase
+
+pytestmark = pytest.mark.dynamodb
+
+
+class Context:
+    """What the handler reads of Lambda's context object."""
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 60_000
+
+
+class TestRelayLambdaOnDynamoDB(DynamoDBLocalTestCase):
+    def test_the_lambda_publishes_the_dynamodb_log_once_and_then_nothing(self) -> None:
+        """Given 20 orders' events in a DynamoDB event store When the Lambda handler runs
+        Then the queue receives each event once, valid, with the lease kept in the table;
+        a second invocation publishes nothing (lag 0)."""
+        server = fresh_moto()
+        bus = wired_bus(server)
+        env = {**self.dynamodb_env(), **server.env(), "ORDERS_RELAY_LEASE_SECONDS": "5"}
+        with mock.patch.dict(os.environ, env):
+            service = OrderService(env=self.dynamodb_env())
+            for number in range(20):
+                placed = service.place_order(
+                    f"c-{number}", [OrderLine("A", 2, Decimal("0.10"))], "EUR"
+                )
+                service.confirm_payment(placed.order_id, f"pay-{number}", Decimal("0.20"))
+            stored = [str(event_id(event)) for event in stored_order_events(service)]
+            relay_lambda._relay.cache_clear()
+            self.addCleanup(relay_lambda._relay.cache_clear)
+
+            first = relay_lambda.handler({}, Context())
+            second = relay_lambda.handler({}, Context())
+
+        bodies = bus.received("views")
+        self.assertEqual(first, {"published": 40, "position": 40, "lag": 0})
+        self.assertEqual(second, {"published": 0, "position": 40, "lag": 0})
+        self.assertEqual(sorted(json.loads(b)["id"] for b in bodies), sorted(stored))
+        for body in bodies:
+            assert_keeps_the_contract(body)
+        holder = DynamoDBLease(self.datastore, "eventbridge-relay", "orderservice_lease").holder()
+        self.assertIsNotNone(holder)
