@@ -119,7 +119,7 @@ def test_a_relay_killed_at_random_moments_delivers_everything_at_least_once(
     delivered = delivered_ids(queues)
     duplicates = len(delivered) - len(set(delivered))
     print(
-        f"{events} events, {kills} kills ({killed_while_behind} behind the head): "
+        f"{len(stored)} events, {kills} kills ({killed_while_behind} behind the head): "
         f"{len(delivered)} deliveries, {duplicates} duplicates"
     )
     assert last.returncode == 0, stderr.decode()
