@@ -17,7 +17,7 @@ from projections.consumers import ORDER_DETAIL_TYPES, Dispatcher
 from projections.downstream import DownstreamProjection, store_reader
 from projections.memory import InMemoryViewStore
 from schemas.contract import Envelope, to_json
-from tests.consumers.builders import demo_service, logged_envelopes, view_contents
+from tests.consumers.builders import demo_service, logged_envelopes, replayed, view_contents
 from tests.consumers.queues import queue_depth, queue_with_dead_letters, send_bodies
 from tests.support.moto_server import MotoServer
 
@@ -50,11 +50,7 @@ def test_views_from_every_message_twice_and_shuffled_equal_the_replay(moto: Moto
     dispatcher = Dispatcher([(ORDER_DETAIL_TYPES, projection)])
     drain(SqsConsumer(sqs, url, dispatcher, wait_seconds=0, retry_delay=0), sqs, url)
 
-    replay = InMemoryViewStore()
-    replaying = DownstreamProjection(replay)
-    for envelope in envelopes:
-        replaying(envelope)
-    assert view_contents(store, envelopes) == view_contents(replay, envelopes)
+    assert view_contents(store, envelopes) == view_contents(replayed(envelopes), envelopes)
     assert queue_depth(sqs, dead_letter_url) == 0
 
 
