@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
 from decimal import Decimal
 from uuid import uuid4
 
 import pytest
 from eventsourcing.persistence import StoredEvent
 
+from adapters.eventbridge import entry_size
 from adapters.inprocess import InProcessBus
 from adapters.relay import (
     Entry,
@@ -275,3 +277,18 @@ def test_the_in_process_bus_routes_like_the_rules_and_dead_letters_a_failing_han
     ]
     with pytest.raises(KeyError, match="no route 'nowhere'"):
         InProcessBus({"nowhere": every})
+
+
+def test_an_entry_is_sized_as_eventbridge_sizes_it() -> None:
+    """Given an entry with a time, multi-byte text and a resource When it is sized
+    Then it counts 14 bytes for the time and the UTF-8 bytes of the rest, as AWS documents."""
+    entry = {
+        "Time": datetime(2026, 11, 27, tzinfo=UTC),
+        "Source": "order-service",
+        "DetailType": "OrderPlaced",
+        "Detail": '{"sku":"café"}',
+        "Resources": ["arn:aws:x"],
+        "EventBusName": "not counted",
+    }
+    assert entry_size(entry) == 14 + 13 + 11 + 15 + 9
+    assert entry_size({**entry, "Time": None, "Resources": []}) == 13 + 11 + 15
