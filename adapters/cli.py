@@ -23,7 +23,7 @@ from adapters.cli_indexer import indexer_app
 from adapters.consumers_cli import consumers_app
 from adapters.demo import run_demo
 from adapters.dlq_cli import dlq_app
-from adapters.downstream_cli import downstream_app
+from adapters.downstream_cli import demo_downstream, downstream_app
 from adapters.dynamodb.indexer import indexing
 from adapters.local import EVENTS_FILE_NAME, default_data_dir, local_env
 from adapters.observed import observe_commands
@@ -204,6 +204,7 @@ def demo(
     console.print(order_table(service.get_order(audited, version=1)))
     console.print(order_table(service.get_order(audited)))
     demo_views(service, views, statuses)
+    demo_downstream(service, views, service.get_order(audited).customer_id)
 
 
 def aware_time(value: str) -> datetime:

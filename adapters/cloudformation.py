@@ -4,7 +4,8 @@
 in; a test fails when it drifts, another runs ``cfn-lint`` on it). Built here rather than by
 hand so the template cannot disagree with the code: the tables' keys come from
 ``adapters.dynamodb.table``, the metric names and dimensions of the alarms from
-``adapters.telemetry``, the routes from :data:`CONSUMERS`.
+``adapters.telemetry``, the bus's routes, queue settings, queue policies and rule targets from
+``adapters.wiring`` (which the relay's set-up reads too).
 
 What it declares, per stage (parameter ``Stage``):
 
@@ -40,21 +41,15 @@ from adapters.telemetry import (
     RELAY_STOPPED,
     MetricSpec,
 )
-from adapters.wiring import BusWiring, input_transformer
-
-DEFAULT_WIRING = BusWiring()
+from adapters.wiring import BusWiring, Route, input_transformer
 
 TEMPLATE_PATH = Path(__file__).resolve().parent.parent / "template.json"
 
-VISIBILITY_TIMEOUT_SECONDS = 30
-RETENTION_SECONDS = 14 * 24 * 3600
-MAX_RECEIVE_COUNT = 3
 CONSUMER_TIMEOUT_SECONDS = 25  # under the queues' visibility timeout, as Lambda requires
 WORKER_TIMEOUT_SECONDS = 70  # a scheduled worker runs until 10 s before this, every minute
 RUNTIME = "python3.12"
 EVENTS_NAMESPACE = "orderservice_events"
 """Where ``OrderService`` keeps its events in the table (the factory's prefix and purpose)."""
-
 
 # Read-only and read-write access of the store's code to a table (transactions need each
 # action they contain: Put, Update, ConditionCheck).
@@ -65,33 +60,35 @@ READ_WRITE_DELETE = (*WRITE, "dynamodb:DeleteItem")
 Json = dict[str, Any]
 
 
+WIRING = BusWiring(bus_name="${ServiceName}-${Stage}", prefix="${ServiceName}-${Stage}")
+"""The bus, its routes, queue settings and queue policy (``adapters.wiring``, which the relay's
+set-up and tests read too), named per stack (the names go through ``Fn::Sub``)."""
+
+
 @dataclass(frozen=True)
-class ConsumerRoute:
-    """A consumer: the events its rule sends to its queue, and what its function may touch.
+class Consumer:
+    """The function behind a route: the consumers it runs (``ORDERS_CONSUMERS``), the actions
+    it may use on each table (by logical id), whether it publishes notifications (SNS)."""
 
-    ``tables`` maps a table's logical id to the actions the consumer uses on it;
-    ``publishes`` says it publishes to the notifications topic.
-    """
-
-    name: str
+    consumers: str
     tables: Mapping[str, tuple[str, ...]]
     publishes: bool = False
 
-    @property
-    def logical(self) -> str:
-        return self.name.capitalize()
 
-    def event_pattern(self) -> Json:
-        """The route's pattern, as ``orders bus setup`` creates it (``adapters.wiring``)."""
-        return dict(DEFAULT_WIRING.route(self.name).pattern)
+CONSUMERS: Mapping[str, Consumer] = {
+    "views": Consumer("views", {"EventsTable": READ, "ViewsTable": READ_WRITE_DELETE}),
+    "notifications": Consumer(
+        "notifications", {"IdempotencyTable": READ_WRITE_DELETE}, publishes=True
+    ),
+    "saga": Consumer("saga", {"EventsTable": WRITE}),
+}
+"""The consumer of each route of :data:`WIRING` (``adapters.lambda_consumers``)."""
 
 
-CONSUMERS = (
-    ConsumerRoute("views", {"EventsTable": READ, "ViewsTable": READ_WRITE_DELETE}),
-    ConsumerRoute("notifications", {"IdempotencyTable": READ_WRITE_DELETE}, publishes=True),
-    ConsumerRoute("saga", {"EventsTable": WRITE}),
-)
-"""The consumers, one queue each (``adapters.lambda_consumers`` with ``ORDERS_CONSUMERS``)."""
+def logical_id(route: Route) -> str:
+    """The prefix of a route's resources' logical ids (``Views`` ...)."""
+    return route.name.capitalize()
+
 
 HANDLERS = {
     "Indexer": "adapters.lambda_handlers.indexer",
@@ -100,12 +97,6 @@ HANDLERS = {
     "Consumer": "adapters.lambda_consumers.handler",
 }
 """The Lambda entry point of each kind of function (``module.function``)."""
-
-
-def _transformer() -> Json:
-    """The targets' ``InputTransformer`` (``adapters.wiring``): queues get the contract envelope."""
-    transformer = input_transformer("${AWS::AccountId}", "${AWS::Region}")
-    return {**transformer, "InputTemplate": sub(transformer["InputTemplate"])}
 
 
 def ref(name: str) -> Json:
@@ -283,8 +274,29 @@ def _ours(metric: MetricSpec) -> Json:
     return {"Namespace": ref("MetricsNamespace"), "MetricName": metric.name}
 
 
-def _consumer(route: ConsumerRoute) -> dict[str, Json]:
-    name = route.logical
+def _with(document: Any, values: Mapping[str, Any]) -> Any:
+    """``document`` with each string found in ``values`` replaced by its value."""
+    if isinstance(document, dict):
+        return {key: _with(item, values) for key, item in document.items()}
+    if isinstance(document, list):
+        return [_with(item, values) for item in document]
+    return values.get(document, document) if isinstance(document, str) else document
+
+
+def _rule_target(queue: str) -> Json:
+    """The target delivering a bus event to ``queue`` as the contract envelope (the
+    transformer of ``adapters.wiring``, with the stack's account and region)."""
+    transformer = input_transformer("${AWS::AccountId}", "${AWS::Region}")
+    return {
+        "Id": "queue",
+        "Arn": arn(queue),
+        "InputTransformer": {**transformer, "InputTemplate": sub(transformer["InputTemplate"])},
+    }
+
+
+def _consumer(route: Route) -> dict[str, Json]:
+    name = logical_id(route)
+    consumer = CONSUMERS[route.name]
     queue, dlq, rule = f"{name}Queue", f"{name}DeadLetterQueue", f"{name}Rule"
     statements = [
         _statement(
@@ -296,62 +308,51 @@ def _consumer(route: ConsumerRoute) -> dict[str, Json]:
             ],
             [arn(queue)],
         ),
-        *_table_statements(route.tables),
+        *_table_statements(consumer.tables),
     ]
-    environment: Json = {"ORDERS_CONSUMERS": route.name}
-    if route.publishes:
+    environment: Json = {"ORDERS_CONSUMERS": consumer.consumers}
+    if consumer.publishes:
         statements.append(_statement(["sns:Publish"], [ref("NotificationsTopic")]))
         environment["ORDERS_NOTIFICATIONS_TOPIC_ARN"] = ref("NotificationsTopic")
-    if "IdempotencyTable" in route.tables:
+    if "IdempotencyTable" in consumer.tables:
         environment["ORDERS_IDEMPOTENCY_TABLE"] = ref("IdempotencyTable")
+    policy = json.loads(WIRING.queue_policy("<queue>", "<rule>"))
     resources = {
         dlq: {
             "Type": "AWS::SQS::Queue",
             "Properties": {
-                "QueueName": named(f"{route.name}-dlq"),
-                "MessageRetentionPeriod": RETENTION_SECONDS,
+                "QueueName": sub(WIRING.dead_letter_queue_name(route)),
+                "MessageRetentionPeriod": WIRING.retention_seconds,
             },
         },
         queue: {
             "Type": "AWS::SQS::Queue",
             "Properties": {
-                "QueueName": named(route.name),
-                "VisibilityTimeout": VISIBILITY_TIMEOUT_SECONDS,
-                "MessageRetentionPeriod": RETENTION_SECONDS,
+                "QueueName": sub(WIRING.queue_name(route)),
+                "VisibilityTimeout": WIRING.visibility_timeout_seconds,
+                "MessageRetentionPeriod": WIRING.retention_seconds,
                 "RedrivePolicy": {
                     "deadLetterTargetArn": arn(dlq),
-                    "maxReceiveCount": MAX_RECEIVE_COUNT,
+                    "maxReceiveCount": WIRING.max_receive_count,
                 },
             },
         },
         rule: {
             "Type": "AWS::Events::Rule",
             "Properties": {
-                "Name": named(route.name),
+                "Name": sub(WIRING.rule_name(route)),
+                "Description": route.description,
                 "EventBusName": arn("EventBus"),
-                "EventPattern": route.event_pattern(),
+                "EventPattern": route.pattern,
                 "State": "ENABLED",
-                "Targets": [
-                    {"Arn": arn(queue), "Id": route.name, "InputTransformer": _transformer()}
-                ],
+                "Targets": [_rule_target(queue)],
             },
         },
         f"{name}QueuePolicy": {
             "Type": "AWS::SQS::QueuePolicy",
             "Properties": {
                 "Queues": [ref(queue)],
-                "PolicyDocument": {
-                    "Version": "2012-10-17",
-                    "Statement": [
-                        {
-                            "Effect": "Allow",
-                            "Principal": {"Service": "events.amazonaws.com"},
-                            "Action": "sqs:SendMessage",
-                            "Resource": arn(queue),
-                            "Condition": {"ArnEquals": {"aws:SourceArn": arn(rule)}},
-                        }
-                    ],
-                },
+                "PolicyDocument": _with(policy, {"<queue>": arn(queue), "<rule>": arn(rule)}),
             },
         },
         **_function(
@@ -371,7 +372,8 @@ def _consumer(route: ConsumerRoute) -> dict[str, Json]:
             },
         },
         f"{name}DeadLetterAlarm": _alarm(
-            f"{route.name}: a message was dead-lettered (after {MAX_RECEIVE_COUNT} receives)",
+            f"{route.name}: a message was dead-lettered "
+            f"(after {WIRING.max_receive_count} receives)",
             {
                 "Namespace": "AWS/SQS",
                 "MetricName": "ApproximateNumberOfMessagesVisible",
@@ -415,7 +417,7 @@ def template() -> Json:
                 "TimeToLiveSpecification": {"AttributeName": "expiration", "Enabled": True},
             },
         },
-        "EventBus": {"Type": "AWS::Events::EventBus", "Properties": {"Name": named("bus")}},
+        "EventBus": {"Type": "AWS::Events::EventBus", "Properties": {"Name": sub(WIRING.bus_name)}},
         "NotificationsTopic": {
             "Type": "AWS::SNS::Topic",
             "Properties": {"TopicName": named("notifications")},
@@ -452,7 +454,7 @@ def template() -> Json:
                 *_table_statements({"EventsTable": WRITE}),
                 _statement(["events:PutEvents"], [arn("EventBus")]),
             ],
-            {"ORDERS_EVENT_BUS": {"Fn::GetAtt": ["EventBus", "Name"]}},
+            {"ORDERS_BUS_NAME": {"Fn::GetAtt": ["EventBus", "Name"]}},
             timeout=WORKER_TIMEOUT_SECONDS,
             reserved=1,
         ),
@@ -499,7 +501,7 @@ def template() -> Json:
             periods=5,
         ),
     }
-    for route in CONSUMERS:
+    for route in WIRING.routes:
         resources.update(_consumer(route))
     return {
         "AWSTemplateFormatVersion": "2010-09-09",
@@ -546,7 +548,7 @@ def template() -> Json:
                 "ViewsTableName": ref("ViewsTable"),
                 "EventBusName": {"Fn::GetAtt": ["EventBus", "Name"]},
                 "NotificationsTopicArn": ref("NotificationsTopic"),
-                **{f"{r.logical}QueueUrl": ref(f"{r.logical}Queue") for r in CONSUMERS},
+                **{f"{logical_id(r)}QueueUrl": ref(f"{logical_id(r)}Queue") for r in WIRING.routes},
             }.items()
         },
     }

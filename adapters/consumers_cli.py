@@ -57,7 +57,7 @@ def run(
     ] = None,
 ) -> None:
     """Consume QUEUE until SIGTERM or Ctrl-C: the batch in work is finished and deleted first,
-    so a stop takes at most one long poll (--wait-seconds) plus that batch."""
+    so a stop takes at most one long poll (the wait seconds) plus that batch."""
     from adapters.cli import settings_of  # noqa: PLC0415 - adapters.cli imports this module
 
     chosen: list[Backends] = []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import date
 from typing import Annotated
 
@@ -9,8 +10,13 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from adapters.inprocess import InProcessBus
 from adapters.projections_cli import backends, operational_errors
+from adapters.relay_cli import local_handlers
+from adapters.relay_setup import relay_for
+from orders import OrderService
 from projections.downstream import DownstreamQueries
+from projections.ports import ViewStore
 
 downstream_app = typer.Typer(
     no_args_is_help=True, help="Views kept by the SQS consumers: customers, sales, statuses"
@@ -96,3 +102,26 @@ def by_status(
         console.print(table)
         if page.next_key:
             console.print(f"next page: --after {page.next_key}")
+
+
+def demo_downstream(service: OrderService, store: ViewStore, customer_id: str) -> None:
+    """The demo's downstream side: the relay hands the log, through the in-process bus, to
+    the consumers' handlers (those an SQS consumer runs), then the views they keep are shown."""
+    bus = InProcessBus(local_handlers(service, store))
+    published = relay_for(service, bus).run_until_caught_up(deadline=time.time() + 600)
+    console.print(
+        f"relayed {published} events through the in-process bus to the downstream views "
+        f"({len(bus.dead_letters)} dead letters)"
+    )
+    queries = DownstreamQueries(store)
+    table = Table(title="downstream view: daily sales in EUR (paid, not cancelled)")
+    for column in ("day", "orders", "total"):
+        table.add_column(column)
+    for day, totals in list(queries.daily_sales("EUR").items())[-5:]:
+        table.add_row(day.isoformat(), str(totals.orders), str(totals.amount))
+    console.print(table)
+    for currency, totals in sorted(queries.lifetime_value(customer_id).items()):
+        console.print(
+            f"downstream view: lifetime value of {customer_id}: {totals.amount} {currency} "
+            f"over {totals.orders} paid order(s)"
+        )

@@ -35,7 +35,7 @@ import uuid
 from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from typing import Any, NamedTuple, Protocol
 from uuid import UUID
 
@@ -205,8 +205,14 @@ class RelayCounters:
     published: int = 0
     calls: int = 0
     retried: int = 0
-    windows: int = 0
-    by_name: dict[str, float] = field(default_factory=dict)
+
+    def since(self, before: RelayCounters) -> dict[str, float]:
+        """The metrics of what happened since ``before`` (a copy of these counters)."""
+        return {
+            "PublishedEvents": self.published - before.published,
+            "PublishCalls": self.calls - before.calls,
+            "RetriedEntries": self.retried - before.retried,
+        }
 
 
 class Relay:
@@ -321,10 +327,11 @@ class Relay:
         as many while calls would go out short of entries) and records the position after
         them; returns how many it published (0 when caught up)."""
         position = self.position()
+        before = replace(self.counters)
         window = _Window()
         self._read(window, position)
         if not window.entries and window.unpublishable is None:
-            self._report({"PublishedEvents": 0, "Lag": 0})
+            self._report({**self.counters.since(before), "Lag": 0})
             return 0
         unpublishable = window.unpublishable
         try:
@@ -335,12 +342,11 @@ class Relay:
         finally:
             self._record(window.accepted_up_to(position))
         if unpublishable is not None:
-            self._report({"UnpublishableEvents": 1})
+            self._report({**self.counters.since(before), "UnpublishableEvents": 1})
             raise unpublishable
-        self.counters.windows += 1
         last = window.entries[-1].notification_id
         head = self.recorder.max_notification_id() or 0
-        self._report({"PublishedEvents": len(window.entries), "Lag": head - last})
+        self._report({**self.counters.since(before), "Lag": head - last})
         return len(window.entries)
 
     def _read(self, window: _Window, after: int) -> None:
@@ -445,8 +451,6 @@ class Relay:
             log.info("relay %s: position %d was recorded already", self.owner, position)
 
     def _report(self, values: Mapping[str, float]) -> None:
-        for name, value in values.items():
-            self.counters.by_name[name] = self.counters.by_name.get(name, 0) + value
         if self.metrics is not None:
             self.metrics.put(values)
 

@@ -84,7 +84,7 @@ def relay_run(  # noqa: PLR0917 - one parameter per option
 ) -> None:
     """Publish the log until SIGTERM or Ctrl-C (one relay at a time holds the lease).
 
-    ``--to in-process`` hands each envelope to the local consumers (the downstream views, as
+    To in-process: each envelope goes to the local consumers (the downstream views, as
     ``orders downstream`` shows them) instead of EventBridge.
     """
     from adapters.cli import settings_of  # noqa: PLC0415 - adapters.cli imports this module

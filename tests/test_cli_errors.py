@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import socket
 import subprocess
 import sys
@@ -201,8 +202,12 @@ def test_every_help_text_shows_its_defaults() -> None:
             if parameter.name == "help" or parameter.default in (None, False, ()):
                 continue
             option = parameter.opts[-1]
-            shown = help_text.split(option, 1)[1].split("\n  -", 1)[0]
-            assert "default: " in " ".join(shown.split()), f"{' '.join(path)} {option}"
+            options = help_text.split("\nOptions:\n", 1)[1]
+            entry = re.search(
+                rf"^ +(-\w, )?{re.escape(option)}\b.*?(?=^ +-|\Z)", options, re.M | re.S
+            )
+            assert entry, f"{' '.join(path)} {option} not in its help"
+            assert "default: " in " ".join(entry[0].split()), f"{' '.join(path)} {option}"
             checked += 1
     assert checked >= 5
     root_help = "".join(runner.invoke(app, ["--help"]).stdout.split())  # wrapped anywhere

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import importlib
 import json
 import subprocess
 import sys
@@ -12,18 +13,16 @@ from typing import Any
 
 import pytest
 
-from adapters.cloudformation import (
-    CONSUMERS,
-    MAX_RECEIVE_COUNT,
-    RETENTION_SECONDS,
-    TEMPLATE_PATH,
-    VISIBILITY_TIMEOUT_SECONDS,
-    render,
-    template,
-)
+from adapters.cloudformation import HANDLERS, TEMPLATE_PATH, WIRING, logical_id, render, template
 
 NO_RESOURCE_LEVEL_PERMISSIONS = frozenset({"dynamodb:ListStreams"})
 """Actions IAM can only grant on ``"*"`` (no specific resource exists for them)."""
+
+
+@pytest.mark.parametrize("path", sorted(set(HANDLERS.values())))
+def test_each_handler_the_template_names_exists(path: str) -> None:
+    module, _, name = path.rpartition(".")
+    assert callable(getattr(importlib.import_module(module), name))
 
 
 def test_the_checked_in_template_is_the_generated_one() -> None:
@@ -112,23 +111,26 @@ def test_each_function_may_touch_only_what_it_uses() -> None:
 
 def test_queues_dead_letter_after_three_receives_and_only_their_rule_sends() -> None:
     resources = template()["Resources"]
-    for route in CONSUMERS:
-        queue = resources[f"{route.logical}Queue"]["Properties"]
-        assert queue["VisibilityTimeout"] == VISIBILITY_TIMEOUT_SECONDS == 30
-        assert queue["MessageRetentionPeriod"] == RETENTION_SECONDS == 1209600
-        assert queue["RedrivePolicy"]["maxReceiveCount"] == MAX_RECEIVE_COUNT == 3
+    assert len(WIRING.routes) == 3
+    for route in WIRING.routes:
+        name = logical_id(route)
+        queue = resources[f"{name}Queue"]["Properties"]
+        assert queue["VisibilityTimeout"] == 30
+        assert queue["MessageRetentionPeriod"] == 1209600
+        assert queue["RedrivePolicy"]["maxReceiveCount"] == 3
         dlq = resources[queue["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0]]
         assert dlq["Properties"]["MessageRetentionPeriod"] == 1209600
-        policy = resources[f"{route.logical}QueuePolicy"]["Properties"]["PolicyDocument"]
+        policy = resources[f"{name}QueuePolicy"]["Properties"]["PolicyDocument"]
         (statement,) = policy["Statement"]
+        assert statement["Resource"] == {"Fn::GetAtt": [f"{name}Queue", "Arn"]}
         assert statement["Condition"] == {
-            "ArnEquals": {"aws:SourceArn": {"Fn::GetAtt": [f"{route.logical}Rule", "Arn"]}}
+            "ArnEquals": {"aws:SourceArn": {"Fn::GetAtt": [f"{name}Rule", "Arn"]}}
         }
-        mapping = resources[f"{route.logical}EventSourceMapping"]["Properties"]
+        mapping = resources[f"{name}EventSourceMapping"]["Properties"]
         assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
-        alarm = resources[f"{route.logical}DeadLetterAlarm"]["Properties"]
+        alarm = resources[f"{name}DeadLetterAlarm"]["Properties"]
         assert (alarm["Threshold"], alarm["ComparisonOperator"]) == (0, "GreaterThanThreshold")
-        duration = resources[f"{route.logical}DurationAlarm"]["Properties"]
+        duration = resources[f"{name}DurationAlarm"]["Properties"]
         assert (duration["Statistic"], duration["Threshold"]) == ("Average", 1000)
 
 

@@ -13,7 +13,9 @@ from projections.downstream import (
     DAILY_SALES,
     ORDERS_BY_STATUS,
     TRACKER_VIEW,
+    DownstreamProjection,
 )
+from projections.memory import InMemoryViewStore
 from projections.ports import ViewStore
 from schemas.contract import Envelope
 from schemas.mapping import to_envelope
@@ -56,3 +58,12 @@ def view_contents(store: ViewStore, envelopes: Iterable[Envelope]) -> dict[tuple
         if rows:
             contents[view, partition] = [(row.key, dict(row.data), row.version) for row in rows]
     return contents
+
+
+def replayed(envelopes: Iterable[Envelope]) -> InMemoryViewStore:
+    """The downstream views from ``envelopes`` in log order, each once: what a replay gives."""
+    store = InMemoryViewStore()
+    projection = DownstreamProjection(store)
+    for envelope in envelopes:
+        projection(envelope)
+    return store

@@ -21,7 +21,7 @@ from adapters.sqs import SqsConsumer
 from orders import OrderLine, OrderService
 from projections.consumers import Dispatcher
 from projections.downstream import DownstreamProjection, DownstreamQueries
-from tests.consumers.builders import demo_service, logged_envelopes
+from tests.consumers.builders import demo_service, logged_envelopes, replayed, view_contents
 from tests.consumers.queues import queue_depth, queue_with_dead_letters, send_bodies
 from tests.consumers.test_saga import succeeded
 from tests.consumers.test_sqs_consumer import body
@@ -127,3 +127,26 @@ def test_downstream_queries_print_the_views_the_consumers_keep(tmp_path: Path) -
     listed = orders("by-status", "processing", day.isoformat(), "--limit", "1000")
     for row in queries.orders_by_status("processing", day, limit=1000).rows:
         assert row.data["orderId"] in listed
+
+
+def test_the_demo_relays_through_the_in_process_bus_to_the_downstream_views(
+    tmp_path: Path,
+) -> None:
+    runner = CliRunner()
+    first = runner.invoke(app, ["--data-dir", str(tmp_path), "demo", "--orders", "20"])
+    assert first.exit_code == 0, first.output
+    relayed = re.search(
+        r"relayed (\d+) events through the in-process bus .*\(0 dead letters\)", first.output
+    )
+    assert relayed, first.output
+    service = OrderService(env=local_env(tmp_path))
+    assert int(relayed[1]) == service.recorder.max_notification_id()
+
+    second = runner.invoke(app, ["--data-dir", str(tmp_path), "demo", "--orders", "5"])
+    assert second.exit_code == 0, second.output
+    again = re.search(r"relayed (\d+) events", second.output)
+    assert again
+    assert int(relayed[1]) + int(again[1]) == service.recorder.max_notification_id()
+    envelopes = logged_envelopes(service)
+    store = sqlite_view_store(tmp_path)
+    assert view_contents(store, envelopes) == view_contents(replayed(envelopes), envelopes)

@@ -18,7 +18,7 @@ from projections.downstream import DownstreamProjection, DownstreamQueries, GapE
 from projections.memory import InMemoryViewStore
 from projections.ports import ViewStore
 from schemas.contract import Envelope
-from tests.consumers.builders import demo_service, logged_envelopes, view_contents
+from tests.consumers.builders import demo_service, logged_envelopes, replayed, view_contents
 from tests.support.dynamodb_local import dynamodb_local
 
 
@@ -30,15 +30,6 @@ def service() -> OrderService:
 @pytest.fixture(scope="module")
 def envelopes(service: OrderService) -> list[Envelope]:
     return logged_envelopes(service)
-
-
-def replayed(envelopes: list[Envelope]) -> InMemoryViewStore:
-    """The views from the log, in log order, each event once."""
-    store = InMemoryViewStore()
-    projection = DownstreamProjection(store)
-    for envelope in envelopes:
-        projection(envelope)
-    return store
 
 
 def deliver_with_retries(projection: DownstreamProjection, deliveries: list[Envelope]) -> int:

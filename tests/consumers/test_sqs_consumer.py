@@ -17,7 +17,7 @@ from projections.consumers import ORDER_DETAIL_TYPES, Dispatcher
 from projections.downstream import DownstreamProjection, store_reader
 from projections.memory import InMemoryViewStore
 from schemas.contract import Envelope, to_json
-from tests.consumers.builders import demo_service, logged_envelopes, view_contents
+from tests.consumers.builders import demo_service, logged_envelopes, replayed, view_contents
 from tests.consumers.queues import queue_depth, queue_with_dead_letters, send_bodies
 from tests.support.moto_server import MotoServer
 
@@ -50,11 +50,7 @@ def test_views_from_every_message_twice_and_shuffled_equal_the_replay(moto: Moto
     dispatcher = Dispatcher([(ORDER_DETAIL_TYPES, projection)])
     drain(SqsConsumer(sqs, url, dispatcher, wait_seconds=0, retry_delay=0), sqs, url)
 
-    replay = InMemoryViewStore()
-    replaying = DownstreamProjection(replay)
-    for envelope in envelopes:
-        replaying(envelope)
-    assert view_contents(store, envelopes) == view_contents(replay, envelopes)
+    assert view_contents(store, envelopes) == view_contents(replayed(envelopes), envelopes)
     assert queue_depth(sqs, dead_letter_url) == 0
 
 
@@ -161,3 +157,15 @@ def test_the_worker_finishes_its_batch_and_stops_when_asked(moto: MotoServer) ->
     assert not worker.is_alive()
     assert len(handled) == min(10, len(envelopes))  # the whole first batch, then no more
     assert queue_depth(sqs, url) == len(envelopes) - len(handled)
+
+
+def test_dead_letters_sqs_moved_itself_are_diagnosed_from_their_bodies(moto: MotoServer) -> None:
+    (envelope,) = logged_envelopes(demo_service(1))[:1]
+    sqs = moto.client("sqs")
+    url, dead_letter_url = queue_with_dead_letters(sqs, "lambda-path")
+    send_bodies(sqs, url, [body(envelope), "{oops"])
+    for _ in range(4):  # what a failing Lambda leaves to SQS: 3 receives, moved on the 4th
+        sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=0)
+    reasons = {letter.body: letter.reason for letter in dead_letters(sqs, dead_letter_url)}
+    assert reasons[body(envelope)] == "no reason recorded (moved by SQS after its receives ran out)"
+    assert reasons["{oops"].startswith("poison message: body is not JSON")

@@ -12,13 +12,14 @@ import pytest
 from typer.testing import CliRunner
 
 from adapters.cli import app
+from adapters.cloudformation import template
 from adapters.demo import run_demo
 from adapters.local import local_env
 from adapters.projection_workers import sqlite_view_store
 from adapters.relay import UnpublishableEventError
 from adapters.relay_setup import relay_for
 from adapters.telemetry import DEFAULT_NAMESPACE, RELAY_STOPPED, CloudWatchMetrics, RelayMetrics
-from adapters.wiring import BusWiring, Route, matches
+from adapters.wiring import BusWiring, Route, input_transformer, matches
 from orders import OrderLine, OrderService
 from projections.downstream import DownstreamQueries
 from tests.relay.support import FAST, Bus, fresh_moto, stored_order_events, wired_bus
@@ -196,3 +197,27 @@ def test_relay_run_in_process_feeds_the_local_downstream_views(tmp_path: Path) -
         for row in queries.customer_orders(customer, limit=100).rows
     }
     assert shown == expected
+
+
+def test_the_template_wires_each_route_as_bus_setup_does() -> None:
+    """Given the CloudFormation template When its rules are read
+    Then each has the wiring's pattern and a target whose input transformer is the wiring's,
+    its template (account and region substituted by CloudFormation) a JSON envelope."""
+    resources = template()["Resources"]
+    rules = {
+        r["Properties"]["Name"]["Fn::Sub"].rsplit("-", 1)[-1]: r["Properties"]
+        for r in resources.values()
+        if r["Type"] == "AWS::Events::Rule" and "EventPattern" in r["Properties"]
+    }
+    wiring = BusWiring()
+    assert set(rules) == {route.name for route in wiring.routes}
+    for route in wiring.routes:
+        (target,) = rules[route.name]["Targets"]
+        transformer = target["InputTransformer"]
+        assert rules[route.name]["EventPattern"] == route.pattern
+        assert transformer["InputPathsMap"] == input_transformer("a", "r")["InputPathsMap"]
+        text = transformer["InputTemplate"]["Fn::Sub"]
+        text = text.replace("${AWS::AccountId}", "123456789012").replace("${AWS::Region}", "eu")
+        for name in transformer["InputPathsMap"]:
+            text = text.replace(f"<{name}>", "{}" if name == "detail" else "x")
+        assert json.loads(text)["account"] == "123456789012"

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
 from decimal import Decimal
 from uuid import uuid4
 
 import pytest
 from eventsourcing.persistence import StoredEvent
 
+from adapters.eventbridge import entry_size
 from adapters.inprocess import InProcessBus
 from adapters.relay import (
     Entry,
@@ -20,6 +22,7 @@ from adapters.relay import (
     UnpublishableEventError,
 )
 from adapters.relay_setup import relay_for
+from adapters.telemetry import NullMetrics, RelayMetrics
 from adapters.wiring import BusWiring, Route
 from orders import OrderLine, OrderService
 from schemas import Envelope
@@ -65,10 +68,14 @@ class ScriptedBus(InProcessBus):
 
 
 class Metrics:
+    """Keeps every report, after the telemetry's relay port checked its names."""
+
     def __init__(self) -> None:
         self.reports: list[Mapping[str, float]] = []
+        self.port = RelayMetrics(NullMetrics())
 
     def put(self, values: Mapping[str, float]) -> None:
+        self.port.put(values)
         self.reports.append(dict(values))
 
 
@@ -149,7 +156,8 @@ def test_an_event_that_cannot_be_mapped_stops_the_relay_naming_it(service: Order
 
     assert sorted(e.notification_id for e in bus.accepted) == list(range(1, bad_id))
     assert relay.position() == bad_id - 1
-    assert {"UnpublishableEvents": 1} in metrics.reports
+    assert [r["UnpublishableEvents"] for r in metrics.reports if "UnpublishableEvents" in r] == [1]
+    assert sum(r["PublishedEvents"] for r in metrics.reports) == bad_id - 1
     with pytest.raises(UnpublishableEventError):
         relay_to(service, ScriptedBus()).run_until_caught_up(deadline=float("inf"))
 
@@ -269,3 +277,18 @@ def test_the_in_process_bus_routes_like_the_rules_and_dead_letters_a_failing_han
     ]
     with pytest.raises(KeyError, match="no route 'nowhere'"):
         InProcessBus({"nowhere": every})
+
+
+def test_an_entry_is_sized_as_eventbridge_sizes_it() -> None:
+    """Given an entry with a time, multi-byte text and a resource When it is sized
+    Then it counts 14 bytes for the time and the UTF-8 bytes of the rest, as AWS documents."""
+    entry = {
+        "Time": datetime(2026, 11, 27, tzinfo=UTC),
+        "Source": "order-service",
+        "DetailType": "OrderPlaced",
+        "Detail": '{"sku":"café"}',
+        "Resources": ["arn:aws:x"],
+        "EventBusName": "not counted",
+    }
+    assert entry_size(entry) == 14 + 13 + 11 + 15 + 9
+    assert entry_size({**entry, "Time": None, "Resources": []}) == 13 + 11 + 15

@@ -1,4 +1,5 @@
-"""The relay on the DynamoDB event store (DynamoDB Local), as the Lambda function runs it."""
+"""The relay on the DynamoDB event store (DynamoDB Local): as the Lambda function runs it, and
+on the indexed write mode's log."""
 
 from __future__ import annotations
 
@@ -10,10 +11,16 @@ from unittest import mock
 import pytest
 
 from adapters import relay_lambda
+from adapters.demo import run_demo
+from adapters.dynamodb import DynamoDBFactory
+from adapters.dynamodb.indexer import indexer_of
 from adapters.dynamodb.lease import DynamoDBLease
+from adapters.inprocess import InProcessBus
+from adapters.relay_setup import relay_for
 from orders import OrderLine, OrderService
-from schemas import event_id
+from schemas import Envelope, event_id
 from tests.relay.support import (
+    FAST,
     assert_keeps_the_contract,
     fresh_moto,
     stored_order_events,
@@ -61,3 +68,28 @@ class TestRelayLambdaOnDynamoDB(DynamoDBLocalTestCase):
             assert_keeps_the_contract(body)
         holder = DynamoDBLease(self.datastore, "eventbridge-relay", "orderservice_lease").holder()
         self.assertIsNotNone(holder)
+
+    def test_the_relay_publishes_the_indexed_mode_log_as_its_indexer_fills_it(self) -> None:
+        """Given orders saved in the indexed write mode (no log ids until the indexer runs)
+        When the relay runs before and after the indexer caught up
+        Then it publishes nothing first, then every stored event once, each order's events in
+        version order, with the lease on DynamoDB."""
+        service = OrderService(env={**self.dynamodb_env(), "DYNAMODB_WRITE_MODE": "indexed"})
+        self.addCleanup(service.close)
+        run_demo(service, 15, seed=6)
+        received: list[Envelope] = []
+        relay = relay_for(service, InProcessBus({"views": received.append}), settings=FAST)
+
+        self.assertEqual(relay.run_until_caught_up(deadline=float("inf")), 0)
+        assert isinstance(service.factory, DynamoDBFactory)
+        indexed = indexer_of(service.factory).catch_up()
+        published = relay.run_until_caught_up(deadline=float("inf"))
+
+        stored = {str(event_id(event)) for event in stored_order_events(service)}
+        self.assertEqual((published, len(stored)), (indexed, indexed))
+        self.assertEqual(sorted(str(e.id) for e in received), sorted(stored))
+        versions: dict[object, list[int]] = {}
+        for envelope in received:
+            versions.setdefault(envelope.detail.order_id, []).append(envelope.detail.stream_version)
+        self.assertTrue(all(v == list(range(1, len(v) + 1)) for v in versions.values()))
+        self.assertIsInstance(relay.lease, DynamoDBLease)

@@ -119,7 +119,7 @@ def test_a_relay_killed_at_random_moments_delivers_everything_at_least_once(
     delivered = delivered_ids(queues)
     duplicates = len(delivered) - len(set(delivered))
     print(
-        f"{events} events, {kills} kills ({killed_while_behind} behind the head): "
+        f"{len(stored)} events, {kills} kills ({killed_while_behind} behind the head): "
         f"{len(delivered)} deliveries, {duplicates} duplicates"
     )
     assert last.returncode == 0, stderr.decode()
@@ -146,7 +146,7 @@ def test_two_relays_publish_each_event_once_and_the_survivor_takes_over_after_a_
     When they run Then each event is delivered exactly once (one publishes per lease term);
     When the holder is SIGKILLed Then the other holds the lease within the term plus one poll
     (plus 1.5 s of process scheduling slack on this shared machine), and publishes what is
-    stored next, each event once."""
+    stored next, each event once, and stops cleanly on SIGINT (Ctrl-C)."""
     lease_seconds, poll_seconds = 2.0, 0.2
     stored = store_events(service, 150)
     with bus.reader("views") as queues:
@@ -162,7 +162,7 @@ def test_two_relays_publish_each_event_once_and_the_survivor_takes_over_after_a_
         )
         stored += store_events(service, 30)[len(stored) :]
         wait_for(lambda: status_of(service).lag == 0, 60, "the survivor caught up")
-        survivor.send_signal(signal.SIGTERM)
+        survivor.send_signal(signal.SIGINT)  # as Ctrl-C does
         survivor.communicate(timeout=30)
 
     takeover = took_over_at - killed_at
