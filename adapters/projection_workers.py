@@ -78,23 +78,40 @@ def run_worker(
     poll_interval: float = 0.2,
     metrics: MetricsSink | None = None,
 ) -> None:
-    """Follow the log with every runner until ``stop`` is set, idle ones waiting
-    ``poll_interval``. Each batch commits whole, so stopping loses nothing. With ``metrics``,
-    reports the projections' lag once a minute and flushes them when stopped."""
-    reported = float("-inf")
-    while not stop.is_set():
-        if metrics is not None and time.monotonic() - reported >= LAG_REPORT_SECONDS:
-            report_lag(workers, metrics)
-            reported = time.monotonic()
-        busy = False
-        for runner in workers:
-            if stop.is_set():
-                return
-            busy |= runner.run_once() > 0
-        if not busy:
-            stop.wait(poll_interval)
-    if metrics is not None:
-        metrics.flush()
+    """Follow the log with every runner, each in a thread of its own (their reads and writes
+    overlap), until ``stop`` is set; idle ones wait ``poll_interval``. Each batch commits
+    whole, so stopping loses nothing. A runner's error stops the others and is raised here.
+    With ``metrics``, reports the projections' lag once a minute and flushes them when stopped.
+    """
+    failures: list[BaseException] = []
+
+    def follow(runner: Runner) -> None:
+        try:
+            runner.run_forever(stop, poll_interval)
+        except BaseException as error:
+            failures.append(error)
+            stop.set()
+
+    threads = [
+        threading.Thread(target=follow, args=(runner,), name=runner.projection.name)
+        for runner in workers
+    ]
+    for thread in threads:
+        thread.start()
+    try:
+        while True:
+            if metrics is not None:
+                report_lag(workers, metrics)
+            if stop.wait(LAG_REPORT_SECONDS if metrics is not None else 3600.0):
+                break
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
+        if metrics is not None:
+            metrics.flush()
+    if failures:
+        raise failures[0]
 
 
 def process_new(workers: list[Runner], seconds_left: float) -> dict[str, int]:

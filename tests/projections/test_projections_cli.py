@@ -60,3 +60,11 @@ def test_operational_errors_are_one_line_and_a_non_zero_exit(tmp_path: Path) -> 
     assert code == 1 and "not a page token" in err
     code, _, err = orders(tmp_path, "run", "nothing")
     assert code == 1 and "no projection named 'nothing'" in err
+
+
+def test_the_demo_ends_by_rebuilding_a_view_that_equals_the_live_one(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["--data-dir", str(tmp_path), "demo", "--orders", "15"])
+    assert result.exit_code == 0, result.output
+    assert "orders_by_status view (generation 1) beside the aggregates" in result.output
+    assert "orders_by_status: generation 2 built from the start" in result.output
+    assert "verify: the rebuilt view equals the live one" in result.output
