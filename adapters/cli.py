@@ -315,6 +315,9 @@ def place(
     causation_id: CausationId = None,
 ) -> None:
     """Place an order; prints its id and version."""
+    # Check every rule of placing in memory first: a refused order opens no store (and so
+    # creates no file on a fresh local backend).
+    Order.place(customer, line, currency, order_id=order_id)
     placed = (
         settings_of(context)
         .service()

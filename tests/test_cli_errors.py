@@ -148,6 +148,22 @@ def test_an_unknown_order_creates_no_files(data_dir: Path, command: str) -> None
     assert not data_dir.exists()
 
 
+@pytest.mark.parametrize(
+    ("option", "value", "rule"),
+    [("--currency", "XYZ", "known-currency"), ("--customer", " ", "customer-required")],
+)
+def test_a_refused_placement_writes_nothing(
+    data_dir: Path, option: str, value: str, rule: str
+) -> None:
+    arguments = {"--customer": "c", "--currency": "EUR", option: value}
+    result = orders(
+        data_dir, "place", "--line", "A:1:1", *(x for kv in arguments.items() for x in kv)
+    )
+    assert_one_line_error(result, rule)
+    assert result.exit_code == 1
+    assert not data_dir.exists()
+
+
 def test_a_refused_command_records_nothing(data_dir: Path) -> None:
     placed = orders(data_dir, "place", "--order-id", ORDER, "--customer", "c", "--line", "A:2:5")
     assert placed.stdout == f"order {ORDER} version 1\n", placed.output
