@@ -18,14 +18,12 @@ deleted in ``tearDown``), a client, a :class:`~adapters.dynamodb.DynamoDBDatasto
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import os
 import shutil
 import socket
 import subprocess
 import tempfile
-import threading
 import time
 import uuid
 from pathlib import Path
@@ -38,6 +36,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from adapters.dynamodb import DynamoDBDatastore
 from adapters.dynamodb.table import create_table_if_missing
+from tests.support.session_server import SessionServer
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -199,27 +198,17 @@ def _free_port() -> int:
         return port
 
 
-_server: DynamoDBLocal | None = None
-_server_lock = threading.Lock()
+_session_server = SessionServer(DynamoDBLocal.start)
 
 
 def dynamodb_local() -> DynamoDBLocal:
     """The session's server, started on first call."""
-    global _server  # noqa: PLW0603 - one server per process, by design.
-    with _server_lock:
-        if _server is None:
-            _server = DynamoDBLocal.start()
-            atexit.register(stop_dynamodb_local)
-        return _server
+    return _session_server.get()
 
 
 def stop_dynamodb_local() -> None:
     """Stops the session's server if one was started; safe to call more than once."""
-    global _server
-    with _server_lock:
-        server, _server = _server, None
-    if server is not None:
-        server.stop()
+    _session_server.stop()
 
 
 class DynamoDBLocalTestCase(TestCase):

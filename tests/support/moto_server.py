@@ -11,12 +11,10 @@ stopped by :func:`stop_moto_server` at session end and at interpreter exit.
 
 from __future__ import annotations
 
-import atexit
 import os
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -33,6 +31,7 @@ from tests.support.dynamodb_local import (
     SECRET_ACCESS_KEY,
     _free_port,
 )
+from tests.support.session_server import SessionServer
 
 START_TIMEOUT = 30.0
 
@@ -119,24 +118,14 @@ class MotoServer:
                 return server
 
 
-_server: MotoServer | None = None
-_server_lock = threading.Lock()
+_session_server = SessionServer(MotoServer.start)
 
 
 def moto_server() -> MotoServer:
     """The session's moto server, started on first call."""
-    global _server  # noqa: PLW0603 - one server per process, by design.
-    with _server_lock:
-        if _server is None:
-            _server = MotoServer.start()
-            atexit.register(stop_moto_server)
-        return _server
+    return _session_server.get()
 
 
 def stop_moto_server() -> None:
     """Stops the session's moto server if one was started; safe to call more than once."""
-    global _server
-    with _server_lock:
-        server, _server = _server, None
-    if server is not None:
-        server.stop()
+    _session_server.stop()
