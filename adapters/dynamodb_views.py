@@ -94,7 +94,7 @@ class DynamoDBViewStore(ViewStore):
 
     def create_table_if_missing(self) -> bool:
         """Creates the table unless it exists (development set-ups); True if it created it."""
-        return self.datastore.create_table_if_missing(sort_key_type="S")
+        return self.datastore.create_table_if_missing(sort_key_type="S", stream=False)
 
     def commit(self, changes: Sequence[Change], advance: Advance | None = None) -> None:
         check_commit(changes, self.max_changes_per_commit)

@@ -105,10 +105,14 @@ class DynamoDBDatastore:
         self.metrics.attach(client)
         self.poll_interval = poll_interval
 
-    def create_table_if_missing(self, sort_key_type: SortKeyType = "N") -> bool:
+    def create_table_if_missing(
+        self, sort_key_type: SortKeyType = "N", *, stream: bool = True
+    ) -> bool:
         """Creates the table unless it exists (development set-ups); True if it created it."""
         with translate_errors(self.table_name):
-            return create_table_if_missing(self.client, self.table_name, sort_key_type)
+            return create_table_if_missing(
+                self.client, self.table_name, sort_key_type, stream=stream
+            )
 
     def get_item(self, key: Item) -> Item | None:
         """The item under ``key``, read strongly consistent, or None."""

@@ -53,10 +53,13 @@ class DynamoDBLimitError(DataError):
 SortKeyType = Literal["N", "S"]
 
 
-def table_definition(table_name: str, sort_key_type: SortKeyType = "N") -> CreateTableInputTypeDef:
+def table_definition(
+    table_name: str, sort_key_type: SortKeyType = "N", *, stream: bool = True
+) -> CreateTableInputTypeDef:
     """The ``CreateTable`` arguments of an event store table named ``table_name`` (a view
-    store's table has the same keys with a string ``sort_key_type``)."""
-    return {
+    store's table has the same keys with a string ``sort_key_type``, and no ``stream``: only
+    the event store's stream is read, by the indexed mode's indexer)."""
+    definition: CreateTableInputTypeDef = {
         "TableName": table_name,
         "AttributeDefinitions": [
             {"AttributeName": PARTITION_KEY, "AttributeType": "S"},
@@ -67,16 +70,22 @@ def table_definition(table_name: str, sort_key_type: SortKeyType = "N") -> Creat
             {"AttributeName": SORT_KEY, "KeyType": "RANGE"},
         ],
         "BillingMode": "PAY_PER_REQUEST",
-        "StreamSpecification": {"StreamEnabled": True, "StreamViewType": "NEW_IMAGE"},
     }
+    if stream:
+        definition["StreamSpecification"] = {"StreamEnabled": True, "StreamViewType": "NEW_IMAGE"}
+    return definition
 
 
 def create_table_if_missing(
-    client: DynamoDBClient, table_name: str, sort_key_type: SortKeyType = "N"
+    client: DynamoDBClient,
+    table_name: str,
+    sort_key_type: SortKeyType = "N",
+    *,
+    stream: bool = True,
 ) -> bool:
     """Creates the table unless it exists, waits until it is active; True if it created it."""
     try:
-        client.create_table(**table_definition(table_name, sort_key_type))
+        client.create_table(**table_definition(table_name, sort_key_type, stream=stream))
     except client.exceptions.ResourceInUseException:
         created = False
     else:
