@@ -272,18 +272,16 @@ def wait_for_notification(
 ) -> int:
     """Wait until the live generation of ``projection`` has processed ``notification_id``;
     returns that generation (query it). Raises :class:`NotCaughtUpError` past ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        generation = live_generation(store, projection)
-        view = view_name(projection, generation)
-        reached = store.position(view) or 0
-        if reached >= notification_id:
-            return generation
-        if time.monotonic() >= deadline:
-            raise NotCaughtUpError(
-                view, f"notification {notification_id}", f"notification {reached}", timeout
-            )
-        time.sleep(interval)
+    return _wait_until(
+        store,
+        projection,
+        lambda view: store.position(view) or 0,
+        notification_id,
+        wanted=f"notification {notification_id}",
+        unit="notification",
+        timeout=timeout,
+        interval=interval,
+    )
 
 
 def wait_for_order(
@@ -298,19 +296,48 @@ def wait_for_order(
     """Wait until the live generation of ``projection`` has applied ``order_id`` up to
     ``version`` (what a command returned; works when notification ids are assigned later);
     returns that generation. Raises :class:`NotCaughtUpError` past ``timeout``."""
-    deadline = time.monotonic() + timeout
     partition, key = projection.order_row(order_id)
-    while True:
-        generation = live_generation(store, projection.name)
-        view = view_name(projection.name, generation)
+
+    def applied_version(view: str) -> int:
         row = store.get(view, partition, key)
-        reached = row.version if row else 0
-        if reached >= version:
+        return row.version if row else 0
+
+    return _wait_until(
+        store,
+        projection.name,
+        applied_version,
+        version,
+        wanted=f"order {order_id} version {version}",
+        unit="version",
+        timeout=timeout,
+        interval=interval,
+    )
+
+
+def _wait_until(
+    store: ViewStore,
+    projection: str,
+    reached_in: Callable[[str], int],
+    target: int,
+    *,
+    wanted: str,
+    unit: str,
+    timeout: float,
+    interval: float,
+) -> int:
+    """Poll the live generation until ``reached_in(view) >= target``; its generation.
+
+    The live generation is read again on each poll, so a switch to a rebuilt one is followed.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        generation = live_generation(store, projection)
+        view = view_name(projection, generation)
+        reached = reached_in(view)
+        if reached >= target:
             return generation
         if time.monotonic() >= deadline:
-            raise NotCaughtUpError(
-                view, f"order {order_id} version {version}", f"version {reached}", timeout
-            )
+            raise NotCaughtUpError(view, wanted, f"{unit} {reached}", timeout)
         time.sleep(interval)
 
 
