@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from decimal import Decimal
+from typing import Any
 from uuid import UUID, uuid4
 
 import pytest
+from eventsourcing.persistence import StoredEvent
 
 from adapters.dynamodb import DynamoDBFactory
 from orders import OrderLine, OrderService
@@ -83,3 +86,27 @@ class TestOrderServiceOnDynamoDB(DynamoDBLocalTestCase):
         self.assertEqual(changed.by_operation["Query"].calls, 1)
         self.assertEqual(changed.by_operation["TransactWriteItems"].calls, 1)
         self.assertEqual((changed.round_trips, changed.estimated_units), (2, 9.0))
+
+    def test_a_cached_order_reads_only_newer_events_and_never_acts_on_stale_state(self) -> None:
+        cached, other_process = self.service(), self.service()
+        order_id = cached.place_order("customer-1", LINES, "EUR").order_id
+        for n in range(2, 6):  # Orders kept in memory by this process: versions 1..5.
+            self.assertEqual(cached.change_lines(order_id, LINES if n % 2 else NEW_LINES), n)
+        read: list[int] = []
+        select_events = cached.recorder.select_events
+
+        def counted(*args: Any, **kwargs: Any) -> Sequence[StoredEvent]:
+            events = select_events(*args, **kwargs)
+            read.append(len(events))
+            return events
+
+        cached.recorder.select_events = counted  # type: ignore[method-assign]
+        cached.get_order(order_id)
+        self.assertEqual(read, [1])  # Only the event saved since the last load.
+        self.assertEqual(other_process.confirm_payment(order_id, "pay-1", Decimal("10.00")), 6)
+        self.assertEqual(cached.get_order(order_id).status, "processing")
+        self.assertEqual(cached.ship(order_id), 7)  # Decided on the state another process made.
+
+        uncached = self.service(AGGREGATE_CACHE_MAXSIZE="0")
+        self.assertIsNone(uncached.repository.cache)
+        self.assertEqual(uncached.get_order(order_id), cached.get_order(order_id))
