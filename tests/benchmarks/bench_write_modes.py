@@ -4,16 +4,19 @@ Run on demand (it is not a test)::
 
     .venv/bin/python -m tests.benchmarks.bench_write_modes
 
-It starts its own DynamoDB Local and prints, for the 1-event command
-(``OrderService.change_lines`` on an order of the process's own: load, decide, save):
+It starts a DynamoDB Local of its own for each row (a long-serving one slows down) and
+prints, for the 1-event command (``OrderService.change_lines`` on an order of the process's
+own: load, decide, save):
 
-1. per mode and for 1 and 8 writer PROCESSES (each its own service and client), commands per
+1. per mode and for 1 and 8 writer PROCESSES (each its own service and client, with the
+   default aggregate cache; and the indexed mode at 1 process without it), commands per
    second, requests and write/read capacity per command (AWS's billing rules, as the store's
    metrics estimate them), p50/p99 latency; and, in the SAME processes right after, the raw
    baseline: a plain boto3 client sending the minimal checked append (a consistent ``Query``
    of the stream, one ``PutItem`` under ``attribute_not_exists`` of an item as big as the
    framework's event) to orders of its own; the ratio framework / raw.
-   Framework and raw alternate in rounds with nothing else running (the write path alone).
+   After one untimed round of each (the server's JIT, the first loads), framework and raw
+   alternate in rounds with nothing else running (the write path alone).
    Then the processes write flat out again while a reader in this process tails the log
    and, in the indexed mode, the indexer runs in a process of its own: the lag from a
    command's return to its event's id being readable (p50/p99) is printed.
@@ -57,7 +60,7 @@ PHASE_SECONDS = 40.0
 ROUNDS = 4
 """Framework and raw alternate in rounds (each a quarter of the commands)."""
 BACKLOG_PROCESSES = 8
-BACKLOG_COMMANDS = 500
+BACKLOG_COMMANDS = 1500
 START_DELAY = 2.0
 READS = frozenset({"Query", "GetItem"})
 
@@ -212,11 +215,16 @@ class LogTail:
                 time.sleep(0.02)
 
 
-def run_mode(server: DynamoDBLocal, mode: str, processes: int) -> tuple[Figures, Figures, str]:
-    """The write path against raw boto3 (rounds, nothing else running), then a run with a
-    reader tailing the log (and, in the indexed mode, the indexer in a process of its own)."""
+def run_mode(
+    server: DynamoDBLocal, mode: str, processes: int, *, cached: bool = True
+) -> tuple[Figures, Figures, str | None]:
+    """The write path against raw boto3 (rounds, nothing else running), then (with the
+    default cache) a run with a reader tailing the log (and, in the indexed mode, the indexer
+    in a process of its own)."""
     table, raw_table = server.new_table(), server.new_table()
     env = {**server.env(table), "DYNAMODB_WRITE_MODE": mode}
+    if not cached:
+        env["AGGREGATE_CACHE_MAXSIZE"] = "0"
     commands = COMMANDS_PER_PROCESS[processes]
     with SPAWN.Pool(processes, _init, (env, raw_table, server.endpoint_url)) as pool:
         pool.map(time.sleep, [0.01] * processes)  # Every process initialised.
@@ -226,11 +234,19 @@ def run_mode(server: DynamoDBLocal, mode: str, processes: int) -> tuple[Figures,
             arguments = (kind, count, start_at, start_at + seconds)
             return pool.starmap(_phase, [arguments] * processes)
 
+        for kind in ("framework", "raw"):  # Warm-up, untimed: the server's JIT, first loads.
+            phase(kind, commands // ROUNDS, PHASE_SECONDS / ROUNDS)
         results: dict[str, list[list[PhaseResult]]] = {"framework": [], "raw": []}
         for round_ in range(ROUNDS):
             # Alternate which kind goes first, so both see the same drift in load.
             for kind in ("framework", "raw") if round_ % 2 == 0 else ("raw", "framework"):
                 results[kind].append(phase(kind, commands // ROUNDS, PHASE_SECONDS / ROUNDS))
+        framework, raw = (
+            Figures.of(results["framework"], raw=False),
+            Figures.of(results["raw"], raw=True),
+        )
+        if not cached:
+            return framework, raw, None
         with SPAWN.Pool(1) as settle:  # The indexed mode's backlog so far, indexed first.
             settle.apply(_catch_up, (env,))
         reader = OrderService(env=env)
@@ -262,7 +278,7 @@ def run_mode(server: DynamoDBLocal, mode: str, processes: int) -> tuple[Figures,
         f"p99 {1000 * percentile(lags, 99):.0f} ms, max {1000 * max(lags):.0f} ms; "
         f"gaps seen by the reader {tail.gaps}"
     )
-    return Figures.of(results["framework"], raw=False), Figures.of(results["raw"], raw=True), lag
+    return framework, raw, lag
 
 
 def _catch_up(env: dict[str, str]) -> None:
@@ -314,34 +330,41 @@ def indexer_backlog(server: DynamoDBLocal) -> str:
 
 def main() -> None:
     started = time.monotonic()
+    lines = [
+        f"Write modes: DynamoDB Local (a fresh server per row), {os.cpu_count()} CPUs; "
+        "1-event command OrderService.change_lines, every writer its own process; raw = "
+        "the same processes sending a consistent Query + conditional PutItem",
+        f"{'mode':18} {'proc':>4} {'cmds':>5} {'cmd/s':>7} {'raw cmd/s':>9} {'ratio':>6} "
+        f"{'req/cmd':>7} {'WCU':>5} {'RCU':>5} {'p50 ms':>7} {'p99 ms':>7} "
+        f"{'raw p99':>7}",
+    ]
+    notes = []
+    runs = [(m, p, True) for m in ("transactional", "indexed") for p in PROCESS_COUNTS]
+    runs.append(("indexed", 1, False))
+    for mode, processes, cached in runs:
+        server = DynamoDBLocal.start()  # DynamoDB Local slows down as tables come and go.
+        try:
+            f, raw, lag = run_mode(server, mode, processes, cached=cached)
+        finally:
+            server.stop()
+        label = mode if cached else f"{mode}, no cache"
+        lines.append(
+            f"{label:18} {processes:>4} {f.commands:>5} {f.per_second:>7.0f} "
+            f"{raw.per_second:>9.0f} {f.per_second / raw.per_second:>5.2f}x "
+            f"{f.round_trips:>7.2f} {f.write_units:>5.1f} {f.read_units:>5.1f} "
+            f"{f.p50_ms:>7.1f} {f.p99_ms:>7.1f} {raw.p99_ms:>7.1f}"
+        )
+        if lag is not None:
+            notes.append(f"{mode}, {processes} processes: {lag}")
+        print(lines[-1], flush=True)
+    lines += notes
     server = DynamoDBLocal.start()
     try:
-        lines = [
-            f"Write modes: DynamoDB Local on {server.endpoint_url}, {os.cpu_count()} CPUs; "
-            "1-event command OrderService.change_lines, every writer its own process; raw = "
-            "the same processes sending a consistent Query + conditional PutItem",
-            f"{'mode':14} {'proc':>4} {'cmds':>5} {'cmd/s':>7} {'raw cmd/s':>9} {'ratio':>6} "
-            f"{'req/cmd':>7} {'WCU':>5} {'RCU':>5} {'p50 ms':>7} {'p99 ms':>7} "
-            f"{'raw p99':>7}",
-        ]
-        notes = []
-        for mode in ("transactional", "indexed"):
-            for processes in PROCESS_COUNTS:
-                f, raw, lag = run_mode(server, mode, processes)
-                lines.append(
-                    f"{mode:14} {processes:>4} {f.commands:>5} {f.per_second:>7.0f} "
-                    f"{raw.per_second:>9.0f} {f.per_second / raw.per_second:>5.2f}x "
-                    f"{f.round_trips:>7.2f} {f.write_units:>5.1f} {f.read_units:>5.1f} "
-                    f"{f.p50_ms:>7.1f} {f.p99_ms:>7.1f} {raw.p99_ms:>7.1f}"
-                )
-                notes.append(f"{mode}, {processes} processes: {lag}")
-                print(lines[-1], flush=True)
-        lines += notes
         lines.append(indexer_backlog(server))
-        lines.append(f"total {time.monotonic() - started:.0f} s")
-        print("\n".join(lines))
     finally:
         server.stop()
+    lines.append(f"total {time.monotonic() - started:.0f} s")
+    print("\n".join(lines))
 
 
 if __name__ == "__main__":
