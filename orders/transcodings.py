@@ -1,6 +1,7 @@
 """How the order value objects are stored: JSON transcodings for ``eventsourcing``'s mapper.
 
 The names (``order_line``, ``order_lines``) are part of the stored format; never change them.
+Decoding trusts what was stored (it was validated when made), as the library does for events.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ class OrderLineAsDict(Transcoding):
         return {"sku": obj.sku, "quantity": obj.quantity, "unit_price": str(obj.unit_price)}
 
     def decode(self, data: dict[str, Any]) -> OrderLine:
-        return OrderLine(data["sku"], data["quantity"], Decimal(data["unit_price"]))
+        return OrderLine.restored(data["sku"], data["quantity"], Decimal(data["unit_price"]))
 
 
 class OrderLinesAsList(Transcoding):
@@ -36,7 +37,7 @@ class OrderLinesAsList(Transcoding):
         return list(obj.items)
 
     def decode(self, data: list[OrderLine]) -> OrderLines:
-        return OrderLines(tuple(data))
+        return OrderLines.restored(tuple(data))
 
 
 def register_order_transcodings(transcoder: JSONTranscoder) -> None:

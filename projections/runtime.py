@@ -356,6 +356,40 @@ class RunnerStoppedError(Exception):
     """A runner gave up: a batch kept failing its row conditions (see the message)."""
 
 
+class _ReadAhead:
+    """A read of the log in a thread of its own, for the batch after the current one: the
+    store serves it while the current batch is applied and committed.
+
+    Once the current batch is committed, ``start`` is the next notification the runner needs
+    and ``left`` those of the batch not committed; the read continues from them. Until then
+    (and if the batch failed) ``start`` is None, and the runner reads afresh.
+    """
+
+    def __init__(
+        self, view: str, until: int | None, read: Callable[[], Sequence[Notification]]
+    ) -> None:
+        self.view, self.until = view, until
+        self.start: int | None = None
+        self.left: list[Notification] = []
+        self._read = read
+        self._outcome: Sequence[Notification] | Exception = ()
+        self._thread = threading.Thread(target=self._run, name="log-read-ahead", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            self._outcome = self._read()
+        except Exception as error:  # Raised in the runner's thread, by result().
+            self._outcome = error
+
+    def result(self) -> Sequence[Notification]:
+        """What the thread read (waiting for it); its error, raised here."""
+        self._thread.join()
+        if isinstance(self._outcome, Exception):
+            raise self._outcome
+        return self._outcome
+
+
 class Runner:
     """Feeds ``projection`` from ``recorder``'s notification log into ``store``.
 
@@ -364,7 +398,8 @@ class Runner:
     ``select_notifications``; a commit holds as many as keep it within the store's limit.
     ``max_rate`` bounds the notifications processed per second (``None``: no bound).
     ``cache`` keeps the rows written across batches (a rebuild); without one, each batch reads
-    the rows it needs (a live view that others may repair).
+    the rows it needs (a live view that others may repair). After a full read, the next one
+    runs in a thread of its own while this batch is applied and committed.
     """
 
     def __init__(
@@ -404,6 +439,7 @@ class Runner:
         self.generation_check = generation_check
         self._live: tuple[int, float] | None = None
         self._position: tuple[str, int | None] | None = None
+        self._ahead: _ReadAhead | None = None
 
     @property
     def generation(self) -> int:
@@ -441,14 +477,12 @@ class Runner:
         start = (position or 0) + 1
         if until is not None and start > until:
             return 0
-        notifications = self.recorder.select_notifications(
-            start=start, limit=self.batch_size, stop=until
-        )
+        notifications = self._read(view, start, until)
         if not notifications:
             return 0
         for attempt in range(1, 4):
             try:
-                return self._apply(view, position, notifications)
+                applied = self._apply(view, position, notifications)
             except PositionConflictError as conflict:
                 self.conflicts += 1
                 self._position = None
@@ -464,8 +498,30 @@ class Runner:
                 notifications = [n for n in notifications if n.id > (position or 0)]
                 if not notifications:
                     return 0
+            else:
+                if self._ahead is not None:
+                    committed = (position or 0) + applied
+                    self._ahead.left = [n for n in notifications if n.id > committed]
+                    self._ahead.start = committed + 1
+                return applied
         msg = f"{view}: a batch failed its row conditions 3 times in a row; giving up"
         raise RunnerStoppedError(msg)
+
+    def _read(self, view: str, start: int, until: int | None) -> list[Notification]:
+        """The notifications from ``start``: what was read ahead for exactly this, else a
+        read now. After a full read, the next one starts in a thread of its own."""
+        ahead, self._ahead = self._ahead, None
+        if ahead is not None and (ahead.view, ahead.start, ahead.until) == (view, start, until):
+            notifications = [*ahead.left, *ahead.result()]
+        else:
+            notifications = list(self._select(start, until))
+        if len(notifications) >= self.batch_size:
+            after = notifications[-1].id + 1
+            self._ahead = _ReadAhead(view, until, lambda: self._select(after, until))
+        return notifications
+
+    def _select(self, start: int, until: int | None) -> Sequence[Notification]:
+        return self.recorder.select_notifications(start=start, limit=self.batch_size, stop=until)
 
     def _lost_race(self, conflict: PositionConflictError) -> None:
         logger.warning("%s: following from there", conflict)

@@ -7,11 +7,12 @@ response (failed calls included), whose ``ConsumedCapacity`` it adds up. The sto
 ``ReturnConsumedCapacity="TOTAL"`` on every data call; a call cancelled or rejected by
 DynamoDB reports no capacity.
 
-DynamoDB Local reports capacity by rules of its own (a transaction of four small items is
-2 units there, 8 on AWS), so the datastore also adds up ``estimated_units``: the capacity
+DynamoDB Local reports write capacity by rules of its own (a transaction of four small items
+is 2 units there, 8 on AWS), so the datastore also adds up ``estimated_units``: the capacity
 AWS bills for each successful call by its published rules (2 write units per started KB of
 each item written in a transaction, 1 per started KB outside one; 1 read unit per started
 4 KB read strongly consistent, at least 1 per call), from the item sizes the store computes.
+For a ``Query`` it takes the units reported, which follow AWS's read rules on both servers.
 Publish ``estimated_units`` when measuring on DynamoDB Local, ``capacity_units`` on AWS.
 
 Typical use (a benchmark publishing per-command figures)::

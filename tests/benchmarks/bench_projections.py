@@ -15,8 +15,8 @@ per save), stops the server after the part, and prints:
    the median of each round's (raw time / framework time);
 2. the rebuild's cost per event by AWS's billing rules (as ``datastore.metrics`` estimates:
    2 WCU per started KB of each item in a transaction), and its round trips;
-3. the live runner's lag at ``100`` commands per second (4 threads, the rate achieved is
-   printed) for ``LAG_SECONDS`` (default 20): the
+3. the live runner's lag at ``100`` commands per second (4 load processes, the rate achieved
+   is printed) for ``LAG_SECONDS`` (default 20): the
    runner is ``orders projections run`` in a process of its own; a sampler reads the log head
    and the three positions every 50 ms; lag in events is head minus position, lag in seconds
    is how long ago the head reached the position a sample saw.
@@ -48,12 +48,13 @@ from projections.runtime import live_generation, view_name
 from projections.views import PROJECTIONS
 from tests.benchmarks.workloads import RequestLog
 from tests.projections.support import seed_orders
+from tests.stress.processes import SPAWN
 from tests.support.dynamodb_local import DynamoDBLocal
 
 REBUILT = ("order_summary", "orders_by_status", "customer_orders")
-ROUNDS = 2
+ROUNDS = 5
 COMMANDS_PER_SECOND = 100
-LOAD_THREADS = 4
+LOAD_PROCESSES = 4
 
 
 class Bench:
@@ -205,33 +206,28 @@ class Bench:
         while positions() != [head] * len(PROJECTIONS) and time.monotonic() < deadline:
             time.sleep(0.1)
 
-        sampler = threading.Thread(target=sample)
-        sampler.start()
-        sent = 0
-        started = time.monotonic()
-        try:
-            counts: list[int] = []
-            threads = [
-                threading.Thread(
-                    target=lambda: counts.append(
-                        commands_at(self.service, COMMANDS_PER_SECOND / LOAD_THREADS, seconds)
-                    )
+        with SPAWN.Pool(LOAD_PROCESSES) as pool:
+            pool.map(time.sleep, [0.01] * LOAD_PROCESSES)  # Every load process started.
+            sampler = threading.Thread(target=sample)
+            sampler.start()
+            try:
+                start_at, load_started = time.time() + 1.0, time.monotonic() + 1.0
+                arguments = (
+                    self.server.env(self.events_table),
+                    COMMANDS_PER_SECOND / LOAD_PROCESSES,
+                    start_at,
+                    seconds,
                 )
-                for _ in range(LOAD_THREADS)
-            ]
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join()
-            sent = sum(counts)
-            elapsed = time.monotonic() - started
-            time.sleep(2)
-        finally:
-            stop.set()
-            sampler.join()
-            runner.terminate()
-            runner.wait(timeout=30)
+                sent = sum(pool.starmap(commands_in_process, [arguments] * LOAD_PROCESSES))
+                elapsed = time.time() - start_at
+                time.sleep(2)
+            finally:
+                stop.set()
+                sampler.join()
+                runner.terminate()
+                runner.wait(timeout=30)
         self.server.delete_table(views_table)
+        samples = [sample for sample in samples if sample[0] >= load_started]
         head_times: list[tuple[int, float]] = []
         for moment, head, _ in samples:
             if not head_times or head > head_times[-1][0]:
@@ -262,6 +258,16 @@ def retarget(value: Any, old: str, new: str) -> Any:
     if isinstance(value, list):
         return [retarget(v, old, new) for v in value]
     return value
+
+
+def commands_in_process(env: dict[str, str], rate: float, start_at: float, seconds: float) -> int:
+    """:func:`commands_at` from ``start_at`` in a load process, with a service of its own."""
+    service = OrderService(env=env)
+    try:
+        time.sleep(max(0.0, start_at - time.time()))
+        return commands_at(service, rate, seconds)
+    finally:
+        service.close()
 
 
 def commands_at(service: OrderService, rate: float, seconds: float) -> int:
