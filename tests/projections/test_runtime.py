@@ -6,9 +6,11 @@ import threading
 import time
 from collections.abc import Sequence
 from decimal import Decimal
+from typing import cast
 from uuid import UUID
 
 import pytest
+from eventsourcing.persistence import ApplicationRecorder, Notification
 
 from adapters.demo import run_demo
 from orders import OrderLine, OrderService
@@ -24,7 +26,7 @@ from projections.runtime import (
     view_name,
 )
 from projections.views import PROJECTIONS, OrderViews
-from tests.projections.support import all_contents, replayed
+from tests.projections.support import all_contents, contents, replayed
 
 
 class RecordingStore(InMemoryViewStore):
@@ -123,6 +125,44 @@ def test_batches_fit_the_store_limit_and_coalesce_the_events_of_an_order() -> No
     assert max(size for size, _ in small.commits) <= 7
     assert all_contents(small, demo.recorder, demo.mapper.to_domain_event) == replayed(
         demo.recorder, demo.mapper.to_domain_event
+    )
+
+
+def test_after_a_full_read_the_next_is_read_ahead_and_continues_the_uncommitted_tail(
+    demo_service: OrderService,
+) -> None:
+    reads: list[tuple[int, int]] = []
+
+    class CountingRecorder:
+        """The demo's recorder, noting the ids each ``select_notifications`` returned."""
+
+        def __getattr__(self, name: str) -> object:
+            return getattr(demo_service.recorder, name)
+
+        def select_notifications(
+            self, start: int, limit: int, stop: int | None = None
+        ) -> list[Notification]:
+            page = list(demo_service.recorder.select_notifications(start, limit, stop=stop))
+            if page:
+                reads.append((page[0].id, page[-1].id))
+            return page
+
+    head = demo_service.recorder.max_notification_id() or 0
+    store = RecordingStore(max_changes_per_commit=7)  # Commits of a few events: tails left.
+    decode = demo_service.mapper.to_domain_event
+    recorder = cast("ApplicationRecorder", CountingRecorder())
+    Runner(PROJECTIONS["orders_by_status"], store, recorder, decode, batch_size=25).catch_up()
+
+    # Each notification was read once: every read starts after the one before it ended,
+    # though most batches committed less than they read (the tail waits for the next read).
+    assert [first for first, _ in reads] == [1] + [last + 1 for _, last in reads[:-1]]
+    assert reads[-1][1] == head
+    ends = [advance.to for _, advance in store.commits if advance is not None]
+    assert ends == sorted(ends) and ends[-1] == head
+    assert not {end for _, end in reads[:-1]} <= set(ends)  # Some reads left a tail.
+    assert (
+        contents(store, recorder, decode, "orders_by_status")
+        == replayed(demo_service.recorder, decode)["orders_by_status"]
     )
 
 
