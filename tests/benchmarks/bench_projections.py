@@ -15,11 +15,13 @@ per save), stops the server after the part, and prints:
    the median of each round's (raw time / framework time);
 2. the rebuild's cost per event by AWS's billing rules (as ``datastore.metrics`` estimates:
    2 WCU per started KB of each item in a transaction), and its round trips;
-3. the live runner's lag at ``100`` commands per second (4 load processes, the rate achieved
-   is printed) for ``LAG_SECONDS`` (default 20): the
-   runner is ``orders projections run`` in a process of its own; a sampler reads the log head
-   and the three positions every 50 ms; lag in events is head minus position, lag in seconds
-   is how long ago the head reached the position a sample saw.
+3. the live runner's lag at ``100`` commands per second for ``LAG_SECONDS`` (default 20), sent
+   by 4 load processes in the indexed write mode (the mode for many writer processes; in the
+   transactional mode they would race for the log head), with the indexer in a process of
+   its own; the rate achieved is printed. The runner is ``orders projections run`` in a
+   process of its own; a sampler reads the log head and the three positions every 50 ms;
+   lag in events is head minus position, lag in seconds is how long ago the head reached
+   the position a sample saw.
 """
 
 from __future__ import annotations
@@ -48,7 +50,7 @@ from projections.runtime import live_generation, view_name
 from projections.views import PROJECTIONS
 from tests.benchmarks.workloads import RequestLog
 from tests.projections.support import seed_orders
-from tests.stress.processes import SPAWN
+from tests.stress.processes import SPAWN, IndexerProcess
 from tests.support.dynamodb_local import DynamoDBLocal
 
 REBUILT = ("order_summary", "orders_by_status", "customer_orders")
@@ -58,10 +60,11 @@ LOAD_PROCESSES = 4
 
 
 class Bench:
-    def __init__(self, server: DynamoDBLocal, orders: int) -> None:
+    def __init__(self, server: DynamoDBLocal, orders: int, write_mode: str) -> None:
         self.server = server
         self.events_table = server.new_table()
-        self.service = OrderService(env=server.env(self.events_table))
+        self.env = {**server.env(self.events_table), "DYNAMODB_WRITE_MODE": write_mode}
+        self.service = OrderService(env=self.env)
         started = time.perf_counter()
         self.events = seed_orders(self.service, orders, orders_per_save=40)
         self.seed_seconds = time.perf_counter() - started
@@ -80,7 +83,7 @@ class Bench:
         _, datastore = self.views_table()
         service = self.service
         if log is not None:
-            service = OrderService(env=self.server.env(self.events_table))
+            service = OrderService(env=self.env)
             log.attach(service.recorder.datastore.client)  # type: ignore[attr-defined]
             log.attach(datastore.client)
         recorder = service.recorder
@@ -161,7 +164,8 @@ class Bench:
         }
 
     def live_lag(self, seconds: float) -> dict[str, Any]:
-        """Commands at 100/s while ``orders projections run`` follows the log."""
+        """Commands at 100/s from 4 processes (the indexed write mode, the indexer in a
+        process of its own) while ``orders projections run`` follows the log."""
         views_table, datastore = self.views_table()
         store = DynamoDBViewStore(datastore)
         for name in PROJECTIONS:  # start the live views at the head: lag is about new events
@@ -172,11 +176,7 @@ class Bench:
                 self.service.mapper.to_domain_event,
                 grace_seconds=0,
             ).run()
-        env = {
-            **os.environ,
-            **self.server.env(self.events_table),
-            "ORDERS_VIEWS_TABLE": views_table,
-        }
+        env = {**os.environ, **self.env, "ORDERS_VIEWS_TABLE": views_table}
         orders = str(Path(sys.executable).with_name("orders"))
         command = [orders, "--backend", "dynamodb", "--table", self.events_table, "projections"]
         runner = subprocess.Popen(
@@ -200,8 +200,14 @@ class Bench:
                 head = recorder.max_notification_id() or 0
                 samples.append((time.monotonic(), head, positions()))
 
+        indexer = IndexerProcess(self.env)
+        indexer.__enter__()
         commands_at(self.service, COMMANDS_PER_SECOND, 0.01)  # the runner is up once it has this
-        head = self.service.recorder.max_notification_id()
+        deadline = time.monotonic() + 60
+        head = 0
+        while head == 0 and time.monotonic() < deadline:  # Indexed: the indexer numbers it.
+            head = self.service.recorder.max_notification_id() or 0
+            time.sleep(0.05)
         deadline = time.monotonic() + 120
         while positions() != [head] * len(PROJECTIONS) and time.monotonic() < deadline:
             time.sleep(0.1)
@@ -213,7 +219,7 @@ class Bench:
             try:
                 start_at, load_started = time.time() + 1.0, time.monotonic() + 1.0
                 arguments = (
-                    self.server.env(self.events_table),
+                    self.env,
                     COMMANDS_PER_SECOND / LOAD_PROCESSES,
                     start_at,
                     seconds,
@@ -226,24 +232,31 @@ class Bench:
                 sampler.join()
                 runner.terminate()
                 runner.wait(timeout=30)
+                indexer.__exit__(None, None, None)
         self.server.delete_table(views_table)
-        samples = [sample for sample in samples if sample[0] >= load_started]
-        head_times: list[tuple[int, float]] = []
-        for moment, head, _ in samples:
-            if not head_times or head > head_times[-1][0]:
-                head_times.append((head, moment))
-        event_lags = [head - min(seen) for _, head, seen in samples]
-        time_lags = []
-        for moment, _, seen in samples:
-            position = min(seen)
-            reached = next((t for h, t in head_times if h > position), moment)
-            time_lags.append(max(0.0, moment - reached))
+        event_lags, time_lags = lags([s for s in samples if s[0] >= load_started])
         return {
             "rate": sent / elapsed,
             "events": event_lags,
             "seconds": time_lags,
             "runner_status": runner.returncode,
         }
+
+
+def lags(samples: list[tuple[float, int, list[int]]]) -> tuple[list[int], list[float]]:
+    """Per sample (moment, log head, positions): the lag in events (head minus the lowest
+    position) and in seconds (how long ago the head passed that position)."""
+    head_times: list[tuple[int, float]] = []
+    for moment, head, _ in samples:
+        if not head_times or head > head_times[-1][0]:
+            head_times.append((head, moment))
+    event_lags = [head - min(seen) for _, head, seen in samples]
+    time_lags = []
+    for moment, _, seen in samples:
+        position = min(seen)
+        reached = next((t for h, t in head_times if h > position), moment)
+        time_lags.append(max(0.0, moment - reached))
+    return event_lags, time_lags
 
 
 def retarget(value: Any, old: str, new: str) -> Any:
@@ -298,12 +311,12 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))] if ordered else 0.0
 
 
-def fresh_bench(orders: int) -> Bench:
+def fresh_bench(orders: int, write_mode: str = "transactional") -> Bench:
     """A bench on a DynamoDB Local of its own (DynamoDB Local slows down as a long session's
     tables come and go, which would favour whichever side ran first)."""
     server = DynamoDBLocal.start()
     try:
-        return Bench(server, orders)
+        return Bench(server, orders, write_mode)
     except BaseException:
         server.stop()
         raise
@@ -333,7 +346,7 @@ def main() -> None:
             f"{figures['wcu'] / events:>10.3f} {figures['rcu'] / events:>10.3f} "
             f"{figures['round_trips']:>12,} {figures['transactions']:>13,}"
         )
-    bench = fresh_bench(orders)
+    bench = fresh_bench(0, "indexed")
     try:
         lag = bench.live_lag(lag_seconds)
     finally:
