@@ -27,7 +27,7 @@ from adapters.downstream_cli import demo_downstream, downstream_app
 from adapters.dynamodb.indexer import indexing
 from adapters.local import EVENTS_FILE_NAME, default_data_dir, local_env
 from adapters.observed import observe_commands
-from adapters.projections_cli import backends, demo_views, projections_app
+from adapters.projections_cli import backends, demo_rebuild, demo_views, projections_app
 from adapters.relay_cli import bus_app, relay_app
 from adapters.telemetry import MetricsSink, NullMetrics, get_logger, metrics_from_env
 from orders import Order, OrderLine, OrderNotFoundError, OrderRuleError, OrderService
@@ -178,7 +178,8 @@ def demo(
     ] = 300,
     seed: Annotated[int, typer.Option(help="Seed of the random journeys")] = 7,
 ) -> None:
-    """Place and advance a few hundred orders, audit one, then show and rebuild the views."""
+    """Place and advance a few hundred orders, audit one, show the views and the downstream
+    views, and end by rebuilding a view and verifying it equals the live one."""
     service, views = (chosen := backends(context)).service, chosen.store
     with Progress(console=console, transient=True) as progress, indexing(service.factory):
         task = progress.add_task("placing and advancing orders", total=order_count)
@@ -205,6 +206,7 @@ def demo(
     console.print(order_table(service.get_order(audited)))
     demo_views(service, views, statuses)
     demo_downstream(service, views, service.get_order(audited).customer_id)
+    demo_rebuild(service, views)
 
 
 def aware_time(value: str) -> datetime:

@@ -344,7 +344,7 @@ def customer(
 
 def demo_views(service: OrderService, store: ViewStore, statuses: Mapping[UUID, str]) -> None:
     """The demo's read side: bring the views up to date in-process, show them beside the
-    aggregates, then rebuild one from the log and verify it equals the live one."""
+    aggregates."""
     for worker in runners(service, store):
         worker.catch_up()
     generation, rows = OrderViews(store).totals()
@@ -355,6 +355,10 @@ def demo_views(service: OrderService, store: ViewStore, statuses: Mapping[UUID, 
         counted = sum(1 for status in statuses.values() if status == row.status)
         table.add_row(row.status, str(row.orders), str(counted), f"{row.total} {row.currency}")
     console.print(table)
+
+
+def demo_rebuild(service: OrderService, store: ViewStore) -> None:
+    """The demo's last step: rebuild a view from the log and verify it equals the live one."""
     projection = PROJECTIONS["orders_by_status"]
     decode = service.mapper.to_domain_event
     result = Rebuild(projection, store, service.recorder, decode, grace_seconds=0).run(verify=True)

@@ -16,12 +16,14 @@ envelope is decided again from the new tracker.
 
 The views (each a generation-named view of the store, queried by :class:`DownstreamQueries`):
 
-- ``customer_orders``: a customer's orders, newest first (status, amount, currency, version);
-- ``customer_value``: a customer's lifetime value per currency: the orders paid and not
-  cancelled (status ``processing`` or ``completed``), their count and total;
-- ``daily_sales``: per currency and UTC day of payment, the orders paid that day and not
-  cancelled since, their count and total;
-- ``orders_by_status``: per status and UTC day of placing, the orders, for back-office search.
+- ``downstream_customer_orders``: a customer's orders, newest first (status, amount,
+  currency, version);
+- ``downstream_customer_value``: a customer's lifetime value per currency: the orders paid
+  and not cancelled (status ``processing`` or ``completed``), their count and total;
+- ``downstream_daily_sales``: per currency and UTC day of payment, the orders paid that day
+  and not cancelled since, their count and total;
+- ``downstream_orders_by_status``: per status and UTC day of placing, the orders, for
+  back-office search.
 """
 
 from __future__ import annotations
@@ -41,11 +43,13 @@ from schemas.mapping import to_envelope
 
 logger = logging.getLogger(__name__)
 
+# Prefixed: they share a view store with the order projections (whose names they echo), and
+# a rebuild of a projection drops that projection's old generations by name.
 TRACKER_VIEW = "downstream_tracker@1"
-CUSTOMER_ORDERS = "customer_orders@1"
-CUSTOMER_VALUE = "customer_value@1"
-DAILY_SALES = "daily_sales@1"
-ORDERS_BY_STATUS = "orders_by_status@1"
+CUSTOMER_ORDERS = "downstream_customer_orders@1"
+CUSTOMER_VALUE = "downstream_customer_value@1"
+DAILY_SALES = "downstream_daily_sales@1"
+ORDERS_BY_STATUS = "downstream_orders_by_status@1"
 PAID = frozenset({"processing", "completed"})
 
 RowKey = tuple[str, str, str]
