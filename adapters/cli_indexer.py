@@ -21,6 +21,7 @@ from rich.console import Console
 
 from adapters.dynamodb import DynamoDBFactory
 from adapters.dynamodb.indexer import Indexer, indexer_of, rebuild, verify
+from adapters.telemetry import INDEXER_LAG
 
 indexer_app = typer.Typer(
     no_args_is_help=True,
@@ -59,7 +60,11 @@ def run(
         float, typer.Option(min=0.01, help="Seconds between polls of an idle stream")
     ] = 0.2,
 ) -> None:
-    """Follow the table's stream and index new events until SIGTERM or Ctrl-C."""
+    """Follow the table's stream and index new events until SIGTERM or Ctrl-C; with metrics on
+    (``ORDERS_METRICS``), report ``IndexerLag`` after every write."""
+    from adapters.cli import settings_of  # noqa: PLC0415 - adapters.cli imports this module.
+
+    metrics = settings_of(context).metrics
     stopping = threading.Event()
 
     def stop(signum: int, frame: FrameType | None) -> None:
@@ -75,8 +80,12 @@ def run(
 
             def progress(indexed: int) -> None:
                 nonlocal last_report
+                if indexer.newest_indexed_at is not None:
+                    lag = max(0.0, time.time() - indexer.newest_indexed_at)
+                    metrics.gauge(INDEXER_LAG, lag * 1000)
                 if time.monotonic() - last_report >= 10:
                     last_report = time.monotonic()
+                    metrics.flush()
                     console.print(
                         f"indexer: {indexer.events_indexed} events indexed, last id "
                         f"{indexer.last_id}"

@@ -94,7 +94,11 @@ RELAY_STOPPED: Final = MetricSpec(
     "RelayStopped", "Count", (), "the relay stopped on an event it can never publish"
 )
 INDEXER_LAG: Final = MetricSpec(
-    "IndexerLag", "Milliseconds", (), "age of the newest stream record the indexer appended"
+    "IndexerLag",
+    "Milliseconds",
+    (),
+    # From the record's ApproximateCreationDateTime, which AWS rounds down to the second.
+    "age of the newest stream record the indexer appended",
 )
 PROJECTION_LAG: Final = MetricSpec(
     "ProjectionLag", "Count", ("Projection",), "notifications a projection has yet to apply"

@@ -154,6 +154,8 @@ class _Page:
     records: int
     read_until: str | None
     finished: bool
+    newest: float | None = None
+    """When the newest record of ``batches`` was written (epoch seconds), if known."""
 
 
 class IndexerFencedError(OperationalError):
@@ -255,6 +257,8 @@ class Indexer:
         self._loaded = False
         self.events_indexed = 0
         self.writes = 0
+        self.newest_indexed_at: float | None = None
+        """When the newest stream record indexed so far was written (epoch seconds)."""
 
     # -- state -------------------------------------------------------------------------------
 
@@ -337,7 +341,13 @@ class Indexer:
                 if self._reader is None:
                     self._reader = concurrent.futures.ThreadPoolExecutor(1, "indexer-reader")
                 self._prefetched = self._reader.submit(self._read_pages)
-            return self.index(batches, checkpoint=self._checkpoint_after) if batches else 0
+            if not batches:
+                return 0
+            indexed = self.index(batches, checkpoint=self._checkpoint_after)
+            written = [page.newest for page in pages if page.newest is not None]
+            if written:
+                self.newest_indexed_at = max([*written, self.newest_indexed_at or 0.0])
+            return indexed
         except IndexerFencedError:
             logger.warning("another indexer advanced the log head; reloading")
             self.load()
@@ -420,19 +430,23 @@ class Indexer:
                 shard.iterator = self._iterator(shard)
             return _Page(shard.shard_id, [], 0, shard.read_until, finished=shard.finished)
         batches = []
+        newest: float | None = None
         previous = shard.read_until or self._checkpoint.get(shard.shard_id)
         for record in page.get("Records", []):
             sequence = record["dynamodb"]["SequenceNumber"]
             batch = self.batch_of(record, Position(shard.shard_id, sequence, previous))
             if batch is not None:
                 batches.append(batch)
+                created = record["dynamodb"].get("ApproximateCreationDateTime")
+                if isinstance(created, datetime):
+                    newest = max(newest or 0.0, created.timestamp())
             previous = sequence
         shard.read_until = previous
         shard.iterator = page.get("NextShardIterator")
         if shard.iterator is None:
             shard.finished = True
         records = len(page.get("Records", []))
-        return _Page(shard.shard_id, batches, records, shard.read_until, shard.finished)
+        return _Page(shard.shard_id, batches, records, shard.read_until, shard.finished, newest)
 
     def _iterator(self, shard: _Shard) -> str:
         assert self.streams is not None

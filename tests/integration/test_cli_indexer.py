@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 from uuid import uuid4
 
 import pytest
@@ -66,3 +73,37 @@ def test_the_indexer_on_the_local_backend_is_one_clear_line(tmp_path: object) ->
     assert result.output.strip().splitlines() == [
         "indexer: the indexer works on the DynamoDB backend: use --backend dynamodb"
     ]
+
+
+def test_the_indexer_worker_reports_its_lag_when_metrics_are_on(indexed_table: str) -> None:
+    command = [str(Path(sys.executable).with_name("orders")), "--backend", "dynamodb"]
+    worker = subprocess.Popen(
+        [*command, "--table", indexed_table, "indexer", "run", "--poll-interval", "0.05"],
+        env={**os.environ, "ORDERS_METRICS": "emf", "PYTHONUNBUFFERED": "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        for customer in ("c-1", "c-2", "c-3"):
+            code, output = orders(
+                indexed_table, "place", "--customer", customer, "--line", "BOOK-001:1:12.50"
+            )
+            assert code == 0, output
+        deadline = time.monotonic() + 30
+        while orders(indexed_table, "indexer", "verify")[0] != 0:
+            assert time.monotonic() < deadline, "the worker did not index the orders"
+            time.sleep(0.2)
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        stdout, stderr = worker.communicate(timeout=30)
+    assert worker.returncode == 0, stderr
+    emitted = [
+        json.loads(line)["IndexerLag"] for line in stdout.splitlines() if "IndexerLag" in line
+    ]
+    lags = [lag for value in emitted for lag in (value if isinstance(value, list) else [value])]
+    assert lags, stdout  # Flushed at the latest when the command ends.
+    # From the records' ApproximateCreationDateTime: AWS rounds it down to the second,
+    # DynamoDB Local to the minute.
+    assert all(0 <= lag < 120_000 for lag in lags), lags
+    assert "indexer: stopped; 3 events indexed" in stdout
