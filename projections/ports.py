@@ -108,7 +108,9 @@ class Delete:
 class Add:
     """Add ``deltas`` to numeric fields of a row, creating the row (fields from 0) if absent.
 
-    Exact: ``Decimal`` deltas add as ``Decimal``, ``int`` as ``int``. ``data`` fields that are
+    Exact: ``Decimal`` deltas add as ``Decimal``, ``int`` as ``int``; a ``Decimal`` sum is equal
+    in value to the exact sum, but a store may drop its trailing zeros (DynamoDB keeps numbers
+    without them: 12.50 + 1.00 reads back as ``Decimal("13.5")``). ``data`` fields that are
     not deltas are set as given (for example a currency code beside its total). The row's
     version is left as it is (0 for a new row).
     """
