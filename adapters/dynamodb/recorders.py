@@ -302,6 +302,8 @@ class DynamoDBApplicationRecorder(_EventStreams, ApplicationRecorder):
         self._log_pk = log_pk(events_namespace)
         self._log_head_key = key(log_head_pk(events_namespace))
         self._log_head_hint = 0
+        self._last_log_item: tuple[int, int, Item] | None = None
+        """(first id, last id, item) of the log item read last."""
         self._numbering_lock = threading.Lock()
         self._listeners: set[threading.Event] = set()
         self._listeners_lock = threading.Lock()
@@ -327,24 +329,40 @@ class DynamoDBApplicationRecorder(_EventStreams, ApplicationRecorder):
         if limit < 1 or (stop is not None and stop < expected):
             return []
         results: list[Notification] = []
-        values = {":pk": {"S": self._log_pk}, ":first": number(expected)}
-        for item in self.datastore.query("pk = :pk AND sk >= :first", values, page_size=limit):
+        for item in self._log_items(expected, limit):
             first_id = int(item[FIRST]["N"])
             if first_id > expected:
                 break  # A save before this one committed but is not visible yet.
-            for offset, element in enumerate(item[EVENTS]["L"]):
+            self._last_log_item = (first_id, int(item["sk"]["N"]), item)
+            elements = item[EVENTS]["L"]
+            for offset in range(expected - first_id, len(elements)):
                 notification_id = first_id + offset
-                if notification_id < expected:
-                    continue
                 if stop is not None and notification_id > stop:
                     return results
-                notification = decode_log_event(notification_id, element)
+                notification = decode_log_event(notification_id, elements[offset])
                 if not topics or notification.topic in topics:
                     results.append(notification)
                     if len(results) == limit:
                         return results
             expected = int(item["sk"]["N"]) + 1
         return results
+
+    def _log_items(self, first: int, limit: int) -> Iterator[Item]:
+        """The log batch items from the one holding id ``first``, read lazily.
+
+        Log items never change once written, so the one read last is kept: a reader going on
+        from inside it (a relay reading 100 events of a 900-event item) reads nothing. Pages
+        are sized to the items ``limit`` events likely take (as many as the last item held),
+        since DynamoDB reads whole items, up to 1 MB a page.
+        """
+        last = self._last_log_item
+        if last is not None and last[0] <= first <= last[1]:
+            yield last[2]
+            first = last[1] + 1
+        per_item = len(last[2][EVENTS]["L"]) if last is not None else 1
+        values = {":pk": {"S": self._log_pk}, ":first": number(first)}
+        page_size = max(1, -(-limit // per_item))
+        yield from self.datastore.query("pk = :pk AND sk >= :first", values, page_size=page_size)
 
     def max_notification_id(self) -> int | None:
         return self._read_log_head() or None

@@ -266,6 +266,19 @@ class TestReads(StoreTestCase):
         self.put_log_batch(3, early)
         self.assertEqual([n.id for n in store.select_notifications(None, 10)], [1, 2, 3, 4])
 
+    def test_a_reader_going_on_inside_the_log_item_read_last_reads_nothing_more(self) -> None:
+        store = self.recorder()
+        store.insert_events(events(uuid4(), range(1, 91)))  # One log item of 90 events.
+        metrics = self.datastore.metrics
+        before = metrics.snapshot()
+        pages = [store.select_notifications(start, 30) for start in (1, 31, 61)]
+        self.assertEqual([n.id for page in pages for n in page], list(range(1, 91)))
+        self.assertEqual((metrics.snapshot() - before).by_operation["Query"].calls, 1)
+
+        store.insert_events(events(uuid4(), range(1, 11)))  # A new item, read from the table.
+        self.assertEqual(store.select_notifications(91, 30)[-1].id, 100)
+        self.assertEqual([n.id for n in store.select_notifications(85, 10)], list(range(85, 95)))
+
     def put_log_batch(self, notification_id: int, saved: list[StoredEvent]) -> None:
         encoded = [encode_log_event(e) for e in saved]
         item = batch_item(log_pk("app_events"), notification_id, notification_id, encoded)
