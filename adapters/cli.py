@@ -359,17 +359,27 @@ def pay(
 
 
 @app.command()
-def ship(context: typer.Context, order_id: OrderId, correlation_id: CorrelationId = None) -> None:
+def ship(
+    context: typer.Context,
+    order_id: OrderId,
+    correlation_id: CorrelationId = None,
+    causation_id: CausationId = None,
+) -> None:
     """Ship a paid order; prints its version."""
-    drive(context, order_id, lambda s: s.ship(order_id, correlation_id=correlation_id))
+    trace = {"correlation_id": correlation_id, "causation_id": causation_id}
+    drive(context, order_id, lambda s: s.ship(order_id, **trace))
 
 
 @app.command()
 def complete(
-    context: typer.Context, order_id: OrderId, correlation_id: CorrelationId = None
+    context: typer.Context,
+    order_id: OrderId,
+    correlation_id: CorrelationId = None,
+    causation_id: CausationId = None,
 ) -> None:
     """Complete a shipped order; prints its version."""
-    drive(context, order_id, lambda s: s.complete(order_id, correlation_id=correlation_id))
+    trace = {"correlation_id": correlation_id, "causation_id": causation_id}
+    drive(context, order_id, lambda s: s.complete(order_id, **trace))
 
 
 @app.command()
@@ -378,9 +388,11 @@ def cancel(
     order_id: OrderId,
     reason: Annotated[str, typer.Option(help="Why the order is cancelled")],
     correlation_id: CorrelationId = None,
+    causation_id: CausationId = None,
 ) -> None:
     """Cancel an order that has not shipped; prints its version."""
-    drive(context, order_id, lambda s: s.cancel(order_id, reason, correlation_id=correlation_id))
+    trace = {"correlation_id": correlation_id, "causation_id": causation_id}
+    drive(context, order_id, lambda s: s.cancel(order_id, reason, **trace))
 
 
 def main() -> None:

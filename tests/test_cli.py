@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from uuid import UUID
 
 import pytest
 from typer.testing import CliRunner
@@ -12,6 +13,8 @@ from typer.testing import CliRunner
 from adapters.cli import app
 from adapters.dynamodb import DynamoDBDatastore
 from adapters.dynamodb_views import DynamoDBViewStore
+from adapters.local import local_env
+from orders import OrderService
 from tests.support.dynamodb_local import dynamodb_local
 
 runner = CliRunner()
@@ -76,3 +79,22 @@ def test_show_of_an_unknown_order_names_it_and_fails(tmp_path: Path) -> None:
     result = runner.invoke(app, ["--data-dir", str(tmp_path), "show", unknown])
     assert result.exit_code == 1
     assert unknown in result.output
+
+
+def test_every_command_records_the_trace_it_is_given(tmp_path: Path) -> None:
+    order = "6f1c5f4e-2a43-4f0e-9d51-0c2f8a7b9e10"
+    base = ("--data-dir", str(tmp_path))
+    trace = ("--correlation-id", "journey-1")
+    run_orders(*base, "place", "--order-id", order, "--customer", "c", "--line", "A:2:5", *trace)
+    run_orders(*base, "pay", order, "--payment-id", "p", "--amount", "10", *trace)
+    run_orders(*base, "ship", order, *trace, "--causation-id", "msg-shipped")
+    run_orders(*base, "complete", order, *trace, "--causation-id", "msg-delivered")
+    other = "0b6f5b7a-8a1d-4c9e-b1f4-3c1e2d4f5a6b"
+    run_orders(*base, "place", "--order-id", other, "--customer", "c", "--line", "A:1:5")
+    run_orders(*base, "cancel", other, "--reason", "changed mind", "--causation-id", "msg-cancel")
+
+    service = OrderService(env=local_env(tmp_path))
+    history = {order_id: service.history(UUID(order_id)) for order_id in (order, other)}
+    assert [e.causation_id for e in history[order][2:]] == ["msg-shipped", "msg-delivered"]
+    assert {e.correlation_id for e in history[order]} == {"journey-1"}
+    assert history[other][-1].causation_id == "msg-cancel"
