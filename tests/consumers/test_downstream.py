@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import uuid
 from collections import defaultdict, deque
 from collections.abc import Iterator
 from decimal import Decimal
@@ -58,7 +59,7 @@ def view_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ViewS
         sqlite.close()
     else:
         server = dynamodb_local()
-        table = server.new_table().replace("test-", "views-")
+        table = f"views-{uuid.uuid4().hex}"  # Created by the store, deleted below.
         store = DynamoDBViewStore(DynamoDBDatastore(server.client(), table))
         store.create_table_if_missing()
         yield store
