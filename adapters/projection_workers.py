@@ -40,13 +40,15 @@ def sqlite_view_store(data_dir: Path) -> SQLiteViewStore:
 
 
 def dynamodb_view_store(service: OrderService, events_table: str) -> DynamoDBViewStore:
-    """The view store of a service on DynamoDB: its own table, the service's client."""
+    """The view store of a service on DynamoDB: its own table, the service's client and
+    metrics (two metrics attached to one client would each count every call)."""
     factory = service.factory
     if not isinstance(factory, DynamoDBFactory):
         msg = "the service does not run on the DynamoDB persistence module"
         raise TypeError(msg)
     table = os.environ.get(VIEWS_TABLE_VARIABLE) or f"{events_table}-views"
-    store = DynamoDBViewStore(DynamoDBDatastore(factory.datastore.client, table))
+    datastore = factory.datastore
+    store = DynamoDBViewStore(DynamoDBDatastore(datastore.client, table, metrics=datastore.metrics))
     if strtobool(os.environ.get(DynamoDBFactory.DYNAMODB_CREATE_TABLE, "no")):
         store.create_table_if_missing()
     return store

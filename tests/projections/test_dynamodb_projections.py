@@ -87,3 +87,13 @@ class TestProjectionsOnDynamoDB(DynamoDBLocalTestCase):
             assert projection_workers.handler({}, context)["processed"] == dict.fromkeys(
                 PROJECTIONS, 0
             )
+
+    def test_the_workers_view_store_counts_its_calls_in_the_services_metrics_once(self) -> None:
+        store = projection_workers.dynamodb_view_store(self.service, self.table_name)
+        factory = self.service.factory
+        assert isinstance(factory, DynamoDBFactory)
+        metrics = {id(m): m for m in (factory.datastore.metrics, store.datastore.metrics)}
+        before = {key: m.snapshot() for key, m in metrics.items()}
+        store.position("order_summary@1")
+        calls = sum((m.snapshot() - before[key]).calls for key, m in metrics.items())
+        self.assertEqual(calls, 1)  # One GetItem, counted once across every metrics object.
