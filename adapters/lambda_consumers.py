@@ -29,7 +29,7 @@ from aws_lambda_powertools.utilities.batch.types import PartialItemFailureRespon
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from adapters.observed import observe_consumer
-from adapters.telemetry import MetricsSink, get_logger, metrics_from_env
+from adapters.telemetry import MetricsSink, get_logger, lambda_json_logs, metrics_from_env
 from projections.consumers import failure_reason
 
 logger = logging.getLogger(__name__)
@@ -69,6 +69,7 @@ def _configured() -> tuple[LambdaHandler, MetricsSink]:
         record_handler_from_env,
     )
 
+    lambda_json_logs()
     metrics = metrics_from_env()
     consumer = os.environ.get(CONSUMERS_VARIABLE, Consumer.VIEWS.value)
     record_handler = observe_consumer(record_handler_from_env(), metrics, get_logger(), consumer)

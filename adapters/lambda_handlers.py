@@ -13,11 +13,12 @@ from datetime import datetime
 from typing import Any
 
 from adapters.dynamodb.indexer import lambda_handler as index_records
-from adapters.telemetry import INDEXER_LAG, metrics_from_env
+from adapters.telemetry import INDEXER_LAG, lambda_json_logs, metrics_from_env
 
 
 def indexer(event: Mapping[str, Any], context: object) -> dict[str, Any]:
     """Index the stream records of ``event``, then report how old the newest of them was."""
+    lambda_json_logs()
     result = index_records(event, context)
     written = [
         _epoch_seconds(record["dynamodb"]["ApproximateCreationDateTime"])

@@ -22,7 +22,7 @@ from eventsourcing.utils import strtobool
 from adapters.dynamodb import DynamoDBDatastore, DynamoDBFactory
 from adapters.dynamodb_views import DynamoDBViewStore
 from adapters.sqlite_views import SQLiteViewStore
-from adapters.telemetry import PROJECTION_LAG, MetricsSink, metrics_from_env
+from adapters.telemetry import PROJECTION_LAG, MetricsSink, lambda_json_logs, metrics_from_env
 from orders import OrderService
 from projections.ports import ViewStore
 from projections.runtime import Runner
@@ -143,6 +143,7 @@ def handler(event: Mapping[str, Any], context: Any) -> dict[str, Any]:
     each projection's position.
     """
     if not _lambda_runners:
+        lambda_json_logs()
         table = os.environ["DYNAMODB_TABLE_NAME"]
         service = OrderService(env={"PERSISTENCE_MODULE": "adapters.dynamodb"})
         _lambda_runners.extend(runners(service, dynamodb_view_store(service, table)))

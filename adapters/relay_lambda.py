@@ -31,7 +31,7 @@ import boto3
 from adapters.eventbridge import EventBridgePublisher
 from adapters.relay import Relay, RelaySettings
 from adapters.relay_setup import relay_for
-from adapters.telemetry import MetricsSink, RelayMetrics, metrics_from_env
+from adapters.telemetry import MetricsSink, RelayMetrics, lambda_json_logs, metrics_from_env
 from orders import OrderService
 
 MARGIN_SECONDS = 10.0
@@ -44,6 +44,7 @@ class LambdaContext(Protocol):
 
 @cache
 def _relay() -> tuple[Relay, MetricsSink]:
+    lambda_json_logs()
     env = os.environ
     service = OrderService(
         env={

@@ -26,6 +26,7 @@ may use it.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import sys
@@ -38,6 +39,7 @@ from typing import TYPE_CHECKING, Any, Final
 from uuid import UUID
 
 from aws_lambda_powertools import Logger
+from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 from aws_lambda_powertools.metrics import EphemeralMetrics
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -325,6 +327,22 @@ def get_logger(service: str = SERVICE_NAME, stream: Any = None) -> Logger:
     if stream is None:
         stream = sys.stdout if in_lambda() else sys.stderr
     return Logger(service=service, stream=stream)
+
+
+OUR_PACKAGES: Final = frozenset({"adapters", "orders", "projections", "schemas"})
+
+
+@functools.cache
+def lambda_json_logs() -> None:
+    """In Lambda, our packages' standard-library loggers (``adapters.relay``,
+    ``adapters.dynamodb.indexer``, ...) write through :func:`get_logger`'s JSON handler, so
+    every line a function of ours prints is JSON. Elsewhere it does nothing (workers and
+    tests keep the standard logging set-up). Once per process: later calls do nothing."""
+    if not in_lambda():
+        return
+    for package in OUR_PACKAGES:
+        logging.getLogger(package)  # Registered, so Powertools finds it.
+    copy_config_to_registered_loggers(source_logger=get_logger(), include=set(OUR_PACKAGES))
 
 
 def event_fields(

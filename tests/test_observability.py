@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import logging
 from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -24,11 +25,14 @@ from adapters.telemetry import (
     ALL_METRICS,
     COMMANDS,
     CONSUMER_FAILURES,
+    OUR_PACKAGES,
     RELAY_LAG,
+    SERVICE_NAME,
     CloudWatchMetrics,
     EmfMetrics,
     RelayMetrics,
     get_logger,
+    lambda_json_logs,
     metrics_from_env,
 )
 from orders import (
@@ -303,3 +307,47 @@ def test_a_failed_put_is_logged_not_raised(caplog: pytest.LogCaptureFixture) -> 
     metrics = CloudWatchMetrics(unreachable, interval=0)
     metrics.count(CONSUMER_FAILURES, Consumer="views")  # flushes at once, and fails
     assert "1 metric data not sent to CloudWatch" in caplog.text
+
+
+@pytest.fixture
+def our_loggers() -> Iterator[None]:
+    """Our packages' loggers restored after the test (it reconfigures them); ``orders`` is
+    Powertools' own logger (the service's name), which Powertools leaves alone."""
+    saved = {
+        name: (logger.handlers[:], logger.propagate, logger.level)
+        for name in OUR_PACKAGES - {SERVICE_NAME}
+        for logger in [logging.getLogger(name)]
+    }
+    lambda_json_logs.cache_clear()
+    yield
+    lambda_json_logs.cache_clear()
+    for name, (handlers, propagate, level) in saved.items():
+        logger = logging.getLogger(name)
+        logger.handlers, logger.propagate = handlers, propagate
+        logger.setLevel(level)
+
+
+@pytest.mark.usefixtures("our_loggers")
+def test_in_lambda_our_modules_log_json_lines_and_elsewhere_logging_is_untouched(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    lambda_json_logs()  # Not in Lambda: nothing changes.
+    assert logging.getLogger("adapters").handlers == []
+
+    lambda_json_logs.cache_clear()
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "orders-relay")
+    lambda_json_logs()
+    # The relay's records go, through its package's logger, to Powertools' JSON handler.
+    relay_logger = logging.getLogger("adapters.relay")
+    (handler,) = logging.getLogger("adapters").handlers
+    assert handler in get_logger().handlers
+    assert relay_logger.getEffectiveLevel() <= logging.WARNING
+    record = relay_logger.makeRecord(
+        "adapters.relay", logging.WARNING, __file__, 1, "lease lost to %s", ("relay-2",), None
+    )
+    line = json.loads(handler.format(record))
+    assert (line["message"], line["level"], line["name"]) == (
+        "lease lost to relay-2",
+        "WARNING",
+        "adapters.relay",
+    )
