@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from datetime import datetime
 from typing import Any
 
 from adapters.dynamodb.indexer import lambda_handler as index_records
+from adapters.dynamodb.indexer import written_at
 from adapters.telemetry import INDEXER_LAG, lambda_json_logs, metrics_from_env
 
 
@@ -21,17 +21,10 @@ def indexer(event: Mapping[str, Any], context: object) -> dict[str, Any]:
     lambda_json_logs()
     result = index_records(event, context)
     written = [
-        _epoch_seconds(record["dynamodb"]["ApproximateCreationDateTime"])
-        for record in event.get("Records", [])
-        if "ApproximateCreationDateTime" in record.get("dynamodb", {})
+        moment for record in event.get("Records", []) if (moment := written_at(record)) is not None
     ]
     if written:
         metrics = metrics_from_env()
         metrics.gauge(INDEXER_LAG, max(0.0, time.time() - max(written)) * 1000)
         metrics.flush()
     return result
-
-
-def _epoch_seconds(value: float | datetime) -> float:
-    """A record's creation time: epoch seconds in a Lambda event, a datetime from boto3."""
-    return value.timestamp() if isinstance(value, datetime) else float(value)

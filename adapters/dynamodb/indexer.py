@@ -437,9 +437,9 @@ class Indexer:
             batch = self.batch_of(record, Position(shard.shard_id, sequence, previous))
             if batch is not None:
                 batches.append(batch)
-                created = record["dynamodb"].get("ApproximateCreationDateTime")
-                if isinstance(created, datetime):
-                    newest = max(newest or 0.0, created.timestamp())
+                created = written_at(record)
+                if created is not None:
+                    newest = max(newest or 0.0, created)
             previous = sequence
         shard.read_until = previous
         shard.iterator = page.get("NextShardIterator")
@@ -706,19 +706,19 @@ class Indexer:
         """The log head, and the stream records after the checkpoint (read, not consumed)."""
         self.load()
         item = self.datastore.get_item(self._head_key) or {}
-        written_at = float(item[WRITTEN_AT]["N"]) if WRITTEN_AT in item else None
+        last_write = float(item[WRITTEN_AT]["N"]) if WRITTEN_AT in item else None
         pending = 0
-        oldest: datetime | None = None
+        oldest: float | None = None
         for shard in self._readable_shards():
             for record in self._peek(shard):
                 if self.batch_of(record, None) is None:
                     continue
                 pending += len(record["dynamodb"]["NewImage"][EVENTS]["L"])
-                created = record["dynamodb"].get("ApproximateCreationDateTime")
-                if isinstance(created, datetime) and (oldest is None or created < oldest):
+                created = written_at(record)
+                if created is not None and (oldest is None or created < oldest):
                     oldest = created
-        age = time.time() - oldest.timestamp() if oldest is not None else None
-        return IndexerStatus(self._position, written_at, dict(self._checkpoint), pending, age)
+        age = time.time() - oldest if oldest is not None else None
+        return IndexerStatus(self._position, last_write, dict(self._checkpoint), pending, age)
 
     def _peek(self, shard: _Shard) -> Iterator[Mapping[str, Any]]:
         """The records of ``shard`` after the checkpoint, up to what is there now."""
@@ -734,6 +734,16 @@ class Indexer:
             if not records:
                 return
             iterator = page.get("NextShardIterator")
+
+
+def written_at(record: Mapping[str, Any]) -> float | None:
+    """When a stream record was written (epoch seconds), if it says: its
+    ``ApproximateCreationDateTime``, a number in a Lambda event and a datetime from boto3,
+    rounded down to the second by AWS (to the minute by DynamoDB Local)."""
+    value = record.get("dynamodb", {}).get("ApproximateCreationDateTime")
+    if value is None:
+        return None
+    return value.timestamp() if isinstance(value, datetime) else float(value)
 
 
 class _Refused(Exception):  # noqa: N818 - internal signal, never escapes the indexer.
