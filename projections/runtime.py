@@ -26,6 +26,7 @@ order from its stream safe while runners run, and gives read-your-writes by orde
 
 from __future__ import annotations
 
+import concurrent.futures
 import logging
 import random
 import threading
@@ -33,7 +34,7 @@ import time
 from abc import ABC, abstractmethod
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import ClassVar
 from uuid import UUID
@@ -356,38 +357,21 @@ class RunnerStoppedError(Exception):
     """A runner gave up: a batch kept failing its row conditions (see the message)."""
 
 
+@dataclass
 class _ReadAhead:
-    """A read of the log in a thread of its own, for the batch after the current one: the
-    store serves it while the current batch is applied and committed.
+    """A read of the log running in the runner's reader thread, for the batch after the
+    current one: the store serves it while the current batch is applied and committed.
 
     Once the current batch is committed, ``start`` is the next notification the runner needs
     and ``left`` those of the batch not committed; the read continues from them. Until then
     (and if the batch failed) ``start`` is None, and the runner reads afresh.
     """
 
-    def __init__(
-        self, view: str, until: int | None, read: Callable[[], Sequence[Notification]]
-    ) -> None:
-        self.view, self.until = view, until
-        self.start: int | None = None
-        self.left: list[Notification] = []
-        self._read = read
-        self._outcome: Sequence[Notification] | Exception = ()
-        self._thread = threading.Thread(target=self._run, name="log-read-ahead", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        try:
-            self._outcome = self._read()
-        except Exception as error:  # Raised in the runner's thread, by result().
-            self._outcome = error
-
-    def result(self) -> Sequence[Notification]:
-        """What the thread read (waiting for it); its error, raised here."""
-        self._thread.join()
-        if isinstance(self._outcome, Exception):
-            raise self._outcome
-        return self._outcome
+    view: str
+    until: int | None
+    read: concurrent.futures.Future[Sequence[Notification]]
+    start: int | None = None
+    left: list[Notification] = field(default_factory=list)
 
 
 class Runner:
@@ -440,6 +424,7 @@ class Runner:
         self._live: tuple[int, float] | None = None
         self._position: tuple[str, int | None] | None = None
         self._ahead: _ReadAhead | None = None
+        self._reader: concurrent.futures.ThreadPoolExecutor | None = None
 
     @property
     def generation(self) -> int:
@@ -512,12 +497,14 @@ class Runner:
         read now. After a full read, the next one starts in a thread of its own."""
         ahead, self._ahead = self._ahead, None
         if ahead is not None and (ahead.view, ahead.start, ahead.until) == (view, start, until):
-            notifications = [*ahead.left, *ahead.result()]
+            notifications = [*ahead.left, *ahead.read.result()]
         else:
             notifications = list(self._select(start, until))
         if len(notifications) >= self.batch_size:
-            after = notifications[-1].id + 1
-            self._ahead = _ReadAhead(view, until, lambda: self._select(after, until))
+            if self._reader is None:
+                self._reader = concurrent.futures.ThreadPoolExecutor(1, "log-read-ahead")
+            read = self._reader.submit(self._select, notifications[-1].id + 1, until)
+            self._ahead = _ReadAhead(view, until, read)
         return notifications
 
     def _select(self, start: int, until: int | None) -> Sequence[Notification]:
