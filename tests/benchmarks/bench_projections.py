@@ -200,39 +200,38 @@ class Bench:
                 head = recorder.max_notification_id() or 0
                 samples.append((time.monotonic(), head, positions()))
 
-        indexer = IndexerProcess(self.env)
-        indexer.__enter__()
-        commands_at(self.service, COMMANDS_PER_SECOND, 0.01)  # the runner is up once it has this
-        deadline = time.monotonic() + 60
-        head = 0
-        while head == 0 and time.monotonic() < deadline:  # Indexed: the indexer numbers it.
-            head = self.service.recorder.max_notification_id() or 0
-            time.sleep(0.05)
-        deadline = time.monotonic() + 120
-        while positions() != [head] * len(PROJECTIONS) and time.monotonic() < deadline:
-            time.sleep(0.1)
+        with IndexerProcess(self.env):
+            # The runner is up once it has these.
+            commands_at(self.service, COMMANDS_PER_SECOND, 0.01)
+            deadline = time.monotonic() + 60
+            head = 0
+            while head == 0 and time.monotonic() < deadline:  # Indexed: the indexer numbers it.
+                head = self.service.recorder.max_notification_id() or 0
+                time.sleep(0.05)
+            deadline = time.monotonic() + 120
+            while positions() != [head] * len(PROJECTIONS) and time.monotonic() < deadline:
+                time.sleep(0.1)
 
-        with SPAWN.Pool(LOAD_PROCESSES) as pool:
-            pool.map(time.sleep, [0.01] * LOAD_PROCESSES)  # Every load process started.
-            sampler = threading.Thread(target=sample)
-            sampler.start()
-            try:
-                start_at, load_started = time.time() + 1.0, time.monotonic() + 1.0
-                arguments = (
-                    self.env,
-                    COMMANDS_PER_SECOND / LOAD_PROCESSES,
-                    start_at,
-                    seconds,
-                )
-                sent = sum(pool.starmap(commands_in_process, [arguments] * LOAD_PROCESSES))
-                elapsed = time.time() - start_at
-                time.sleep(2)
-            finally:
-                stop.set()
-                sampler.join()
-                runner.terminate()
-                runner.wait(timeout=30)
-                indexer.__exit__(None, None, None)
+            with SPAWN.Pool(LOAD_PROCESSES) as pool:
+                pool.map(time.sleep, [0.01] * LOAD_PROCESSES)  # Every load process started.
+                sampler = threading.Thread(target=sample)
+                sampler.start()
+                try:
+                    start_at, load_started = time.time() + 1.0, time.monotonic() + 1.0
+                    arguments = (
+                        self.env,
+                        COMMANDS_PER_SECOND / LOAD_PROCESSES,
+                        start_at,
+                        seconds,
+                    )
+                    sent = sum(pool.starmap(commands_in_process, [arguments] * LOAD_PROCESSES))
+                    elapsed = time.time() - start_at
+                    time.sleep(2)
+                finally:
+                    stop.set()
+                    sampler.join()
+                    runner.terminate()
+                    runner.wait(timeout=30)
         self.server.delete_table(views_table)
         event_lags, time_lags = lags([s for s in samples if s[0] >= load_started])
         return {

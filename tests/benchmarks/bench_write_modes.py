@@ -29,6 +29,7 @@ busy machine.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import threading
@@ -251,23 +252,20 @@ def run_mode(
             settle.apply(_catch_up, (env,))
         reader = OrderService(env=env)
         tail = LogTail(reader.recorder)  # type: ignore[arg-type]
-        indexer = IndexerProcess(env) if mode == "indexed" else None
+        indexer = IndexerProcess(env) if mode == "indexed" else contextlib.nullcontext()
         try:
-            if indexer is not None:
-                indexer.__enter__()
-            tail.thread.start()
-            tailed = phase("framework", commands // 2, PHASE_SECONDS / 2)
-            commits = [c for r in tailed for c in r.commits]
-            deadline = time.monotonic() + 60
-            while any((o, v) not in tail.seen for o, v, _ in commits):
-                if time.monotonic() > deadline:
-                    raise TimeoutError("the log did not catch up within 60 s")
-                time.sleep(0.05)
+            with indexer:
+                tail.thread.start()
+                tailed = phase("framework", commands // 2, PHASE_SECONDS / 2)
+                commits = [c for r in tailed for c in r.commits]
+                deadline = time.monotonic() + 60
+                while any((o, v) not in tail.seen for o, v, _ in commits):
+                    if time.monotonic() > deadline:
+                        raise TimeoutError("the log did not catch up within 60 s")
+                    time.sleep(0.05)
         finally:
             tail.stopping.set()
             tail.thread.join()
-            if indexer is not None:
-                indexer.__exit__(None, None, None)
             reader.close()
     lags = [tail.seen[o, v] - t for o, v, t in commits]
     during = Figures.of([tailed], raw=False)
