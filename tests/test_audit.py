@@ -10,8 +10,8 @@ from uuid import UUID
 
 from typer.testing import CliRunner
 
-from adapters.cli import app
-from adapters.local import local_env
+from adapters.cli.main import app
+from adapters.local.backend import local_env
 from orders import AuditEntry, OrderEvent, OrderLine, OrderService
 from orders.audit import STATE_FIELDS, jsonable, order_state
 

@@ -10,10 +10,10 @@ from uuid import UUID
 import pytest
 from typer.testing import CliRunner
 
-from adapters.cli import app
+from adapters.cli.main import app
 from adapters.dynamodb import DynamoDBDatastore
-from adapters.dynamodb_views import DynamoDBViewStore
-from adapters.local import local_env
+from adapters.dynamodb.views import DynamoDBViewStore
+from adapters.local.backend import local_env
 from orders import OrderService
 from tests.support.dynamodb_local import dynamodb_local
 

@@ -14,7 +14,7 @@ import typer
 from typer.main import get_command
 from typer.testing import CliRunner, Result
 
-from adapters.cli import app
+from adapters.cli.main import app
 from tests.support.dynamodb_local import dynamodb_local
 
 runner = CliRunner()
@@ -179,7 +179,7 @@ def test_an_unexpected_error_is_one_line_naming_its_type(
     def broken(*_: object, **__: object) -> None:
         raise KeyError("surprise")
 
-    monkeypatch.setattr("adapters.cli.OrderService.get_order", broken)
+    monkeypatch.setattr("adapters.cli.main.OrderService.get_order", broken)
     orders(data_dir, "place", "--order-id", ORDER, "--customer", "c", "--line", "A:2:5")
     assert_one_line_error(orders(data_dir, "show", ORDER), "unexpected KeyError", "surprise")
 
@@ -187,7 +187,7 @@ def test_an_unexpected_error_is_one_line_naming_its_type(
 def test_the_console_script_prints_one_line_and_no_traceback(tmp_path: Path) -> None:
     """The installed entry point, in its own process, behaves as the runner shows."""
     completed = subprocess.run(
-        [sys.executable, "-c", "from adapters.cli import main; main()", "show", "x"],
+        [sys.executable, "-c", "from adapters.cli.main import main; main()", "show", "x"],
         capture_output=True,
         text=True,
         check=False,

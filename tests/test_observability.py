@@ -18,10 +18,10 @@ import boto3
 import pytest
 from botocore.config import Config
 
-from adapters.local import local_env
-from adapters.observed import observe_commands, observe_consumer
-from adapters.projection_workers import report_lag, runners, sqlite_view_store
-from adapters.telemetry import (
+from adapters.bootstrap.projections import report_lag, runners, sqlite_view_store
+from adapters.local.backend import local_env
+from adapters.observability.observed import observe_commands, observe_consumer
+from adapters.observability.telemetry import (
     ALL_METRICS,
     COMMANDS,
     CONSUMER_FAILURES,
@@ -338,16 +338,22 @@ def test_in_lambda_our_modules_log_json_lines_and_elsewhere_logging_is_untouched
     monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "orders-relay")
     lambda_json_logs()
     # The relay's records go, through its package's logger, to Powertools' JSON handler.
-    relay_logger = logging.getLogger("adapters.relay")
+    relay_logger = logging.getLogger("adapters.relay.outbox")
     (handler,) = logging.getLogger("adapters").handlers
     assert handler in get_logger().handlers
     assert relay_logger.getEffectiveLevel() <= logging.WARNING
     record = relay_logger.makeRecord(
-        "adapters.relay", logging.WARNING, __file__, 1, "lease lost to %s", ("relay-2",), None
+        "adapters.relay.outbox",
+        logging.WARNING,
+        __file__,
+        1,
+        "lease lost to %s",
+        ("relay-2",),
+        None,
     )
     line = json.loads(handler.format(record))
     assert (line["message"], line["level"], line["name"]) == (
         "lease lost to relay-2",
         "WARNING",
-        "adapters.relay",
+        "adapters.relay.outbox",
     )

@@ -10,12 +10,12 @@ from typing import Any
 
 import pytest
 
-from adapters.cloudformation import template
-from adapters.consumer_wiring import record_handler_from_env
-from adapters.eventbridge import EventBridgePublisher
-from adapters.projection_workers import dynamodb_view_store
-from adapters.relay_setup import relay_for
-from adapters.sqs import SqsConsumer, queue_url
+from adapters.bootstrap.consumers import record_handler_from_env
+from adapters.bootstrap.projections import dynamodb_view_store
+from adapters.bootstrap.relay import relay_for
+from adapters.deploy.template import template
+from adapters.eventbridge.bus import EventBridgePublisher
+from adapters.sqs.worker import SqsConsumer, queue_url
 from orders import OrderLine, OrderService
 from projections.downstream import DownstreamQueries
 from tests.relay.support import FAST, assert_keeps_the_contract

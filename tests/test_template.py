@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from adapters.cloudformation import HANDLERS, TEMPLATE_PATH, WIRING, logical_id, render, template
+from adapters.deploy.template import HANDLERS, TEMPLATE_PATH, WIRING, logical_id, render, template
 
 NO_RESOURCE_LEVEL_PERMISSIONS = frozenset({"dynamodb:ListStreams"})
 """Actions IAM can only grant on ``"*"`` (no specific resource exists for them)."""
@@ -26,7 +26,7 @@ def test_each_handler_the_template_names_exists(path: str) -> None:
 
 
 def test_the_checked_in_template_is_the_generated_one() -> None:
-    assert TEMPLATE_PATH.read_text() == render(), "run: python -m adapters.cloudformation"
+    assert TEMPLATE_PATH.read_text() == render(), "run: python -m adapters.deploy.template"
 
 
 def test_cfn_lint_reports_nothing() -> None:

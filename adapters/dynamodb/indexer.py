@@ -30,7 +30,7 @@ Cost: per write, 2 WCU per started KB of each log batch (about 100 small events 
 rounded item), 2 WCU per stream's indexed-version item, 2 for the head; one ``GetRecords``
 per shard and poll. :func:`verify` compares the log with the stream items; :func:`rebuild`
 indexes every stream item the log is missing (after an outage longer than the stream's 24
-hours). :func:`lambda_handler` runs it on a Lambda event source mapping.
+hours). :mod:`adapters.lambdas.indexer` runs it on a Lambda event source mapping.
 """
 
 from __future__ import annotations
@@ -39,7 +39,6 @@ import concurrent.futures
 import contextlib
 import functools
 import logging
-import os
 import threading
 import time
 from collections import OrderedDict
@@ -904,38 +903,4 @@ def rebuild(indexer: Indexer) -> int:
         except IndexerFencedError:
             continue  # A running indexer advanced the head: number from where it is now.
     msg = "rebuild: the log head kept moving (is an indexer writing flat out?)"
-    raise OperationalError(msg)
-
-
-# -- Lambda -----------------------------------------------------------------------------------
-
-_lambda_indexer: Indexer | None = None
-
-
-def lambda_handler(event: Mapping[str, Any], context: object) -> dict[str, Any]:
-    """The handler of a Lambda function on the table's stream (event source mapping).
-
-    Configured by the environment as the persistence module (``DYNAMODB_TABLE_NAME``,
-    ``AWS_*``) plus ``INDEXER_EVENTS_NAMESPACE`` (for example ``orderservice_events``). The
-    mapping keeps its own checkpoint per shard; the batch is indexed whole or the invocation
-    fails and is retried (records seen again are dropped by the indexed-version check).
-    """
-    global _lambda_indexer  # noqa: PLW0603 - one indexer per Lambda container, by design.
-    if _lambda_indexer is None:
-        factory = DynamoDBFactory(dict(os.environ))
-        _lambda_indexer = Indexer(factory.datastore, None, os.environ["INDEXER_EVENTS_NAMESPACE"])
-    indexer = _lambda_indexer
-    batches = [
-        batch
-        for record in event.get("Records", [])
-        if (batch := indexer.batch_of(record, None)) is not None
-    ]
-    for _ in range(MAX_WRITE_ATTEMPTS):
-        try:
-            indexed = indexer.index(batches)
-        except IndexerFencedError:
-            indexer.load()  # Another shard's invocation advanced the head: number again.
-            continue
-        return {"indexed": indexed, "batchItemFailures": []}
-    msg = "the log head kept moving under this invocation"
     raise OperationalError(msg)

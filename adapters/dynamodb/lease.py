@@ -1,4 +1,4 @@
-"""A :class:`~adapters.relay.Lease` kept in one item of the event store's table.
+"""A :class:`~adapters.relay.outbox.Lease` kept in one item of the event store's table.
 
 The item (``{namespace}#lease#{name}``, sort key 0) holds the owner ``o`` and the end of its
 term ``x`` (epoch seconds). Taking or renewing is one conditional ``PutItem`` (the lease is
@@ -12,7 +12,7 @@ import contextlib
 
 from adapters.dynamodb.datastore import ConditionFailed, DynamoDBDatastore
 from adapters.dynamodb.items import key
-from adapters.relay import Lease, LeaseTerm
+from adapters.relay.outbox import Lease, LeaseTerm
 
 OWNER = "o"
 EXPIRES = "x"

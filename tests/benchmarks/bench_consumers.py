@@ -7,7 +7,8 @@ Run on demand (it is not a test)::
 It starts its own moto server on a loopback port (the test harness), and for each of ``ROUNDS``
 rounds fills two queues with the same ``MESSAGES`` contract envelopes of real order events, and
 drains them batch by batch in turn: one with raw boto3 (``receive_message`` of 10, long poll
-off, and ``delete_message_batch``), the other with :class:`adapters.sqs.SqsConsumer` running the
+off, and ``delete_message_batch``), the other with :class:`adapters.sqs.worker.SqsConsumer` running
+the
 downstream views (``projections.downstream``, on the in-memory view store) on every message.
 Taking turns per batch means a busy moment of the machine slows both sides alike. It prints
 each round's messages/s and the ratio consumer/raw, and the median ratio. moto's SQS is slow
@@ -25,8 +26,8 @@ from typing import Any
 if not __package__:  # run as a file: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from adapters.sqs import SqsConsumer
-from projections.consumers import ORDER_DETAIL_TYPES, Dispatcher
+from adapters.consumers.dispatcher import ORDER_DETAIL_TYPES, Dispatcher
+from adapters.sqs.worker import SqsConsumer
 from projections.downstream import DownstreamProjection
 from projections.memory import InMemoryViewStore
 from tests.consumers.builders import demo_service, logged_envelopes

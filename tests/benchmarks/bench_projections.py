@@ -43,7 +43,7 @@ if not __package__:  # run as a file: make the repository importable
 from botocore import xform_name
 
 from adapters.dynamodb import DynamoDBDatastore, DynamoDBMetrics
-from adapters.dynamodb_views import DynamoDBViewStore
+from adapters.dynamodb.views import DynamoDBViewStore
 from orders import OrderLine, OrderService
 from projections.rebuild import Rebuild
 from projections.runtime import live_generation, view_name

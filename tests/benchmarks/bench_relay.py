@@ -34,10 +34,10 @@ from typing import Any
 if not __package__:  # run as a file: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from adapters.eventbridge import EventBridgePublisher, set_up_bus
-from adapters.relay import RelaySettings
-from adapters.relay_setup import envelope_of, relay_for
-from adapters.wiring import BusWiring
+from adapters.bootstrap.relay import envelope_of, relay_for
+from adapters.eventbridge.bus import EventBridgePublisher, set_up_bus
+from adapters.eventbridge.wiring import BusWiring
+from adapters.relay.outbox import RelaySettings
 from orders import OrderLine, OrderService
 from tests.relay.support import sqlite_service
 from tests.support.moto_server import MotoServer, moto_server, stop_moto_server

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from adapters.demo import run_demo
+from adapters.cli.demo import run_demo
 from orders import OrderEvent, OrderService
 from projections.downstream import (
     CUSTOMER_ORDERS,

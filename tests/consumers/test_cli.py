@@ -14,12 +14,12 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from adapters.cli import app
-from adapters.local import local_env
-from adapters.projection_workers import sqlite_view_store
-from adapters.sqs import SqsConsumer
+from adapters.bootstrap.projections import sqlite_view_store
+from adapters.cli.main import app
+from adapters.consumers.dispatcher import Dispatcher
+from adapters.local.backend import local_env
+from adapters.sqs.worker import SqsConsumer
 from orders import OrderLine, OrderService
-from projections.consumers import Dispatcher
 from projections.downstream import DownstreamProjection, DownstreamQueries
 from tests.consumers.builders import demo_service, logged_envelopes, replayed, view_contents
 from tests.consumers.queues import queue_depth, queue_with_dead_letters, send_bodies

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from adapters.dynamodb import DynamoDBDatastore
-from adapters.dynamodb_views import DynamoDBViewStore
-from adapters.sqlite_views import SQLiteViewStore
+from adapters.dynamodb.views import DynamoDBViewStore
+from adapters.local.views import SQLiteViewStore
 from orders import OrderService
 from projections.downstream import DownstreamProjection, DownstreamQueries, GapError, store_reader
 from projections.memory import InMemoryViewStore

@@ -12,14 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from adapters.demo import run_demo
-from adapters.sqlite_views import SQLiteViewStore
-from adapters.sqs import SqsConsumer
-from adapters.wiring import bus_detail
+from adapters.cli.demo import run_demo
+from adapters.consumers.dispatcher import ORDER_DETAIL_TYPES, PAYMENT_DETAIL_TYPES, Dispatcher
+from adapters.consumers.saga import PaymentSaga
+from adapters.eventbridge.wiring import bus_detail
+from adapters.local.views import SQLiteViewStore
+from adapters.sqs.worker import SqsConsumer
 from orders import OrderLine
-from projections.consumers import ORDER_DETAIL_TYPES, PAYMENT_DETAIL_TYPES, Dispatcher
 from projections.downstream import DownstreamProjection, store_reader
-from projections.saga import PaymentSaga
 from schemas.payments import payment_succeeded
 from tests.consumers.builders import logged_envelopes, replayed, view_contents
 from tests.consumers.queues import queue_depth

@@ -12,10 +12,10 @@ from uuid import uuid4
 import pytest
 from aws_lambda_powertools.utilities.parser.models import SqsModel
 
-from adapters import lambda_consumers
-from adapters.consumer_wiring import ConsumerConfigError, record_handler_from_env
-from adapters.lambda_consumers import batch_handler
-from projections.consumers import ORDER_DETAIL_TYPES, Dispatcher
+from adapters.bootstrap.consumers import ConsumerConfigError, record_handler_from_env
+from adapters.consumers.dispatcher import ORDER_DETAIL_TYPES, Dispatcher
+from adapters.lambdas import consumers as lambda_consumers
+from adapters.lambdas.consumers import batch_handler
 from schemas.contract import Envelope, to_json
 from schemas.payments import payment_succeeded
 from tests.consumers.builders import demo_service, logged_envelopes

@@ -13,11 +13,11 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
     IdempotencyAlreadyInProgressError,
 )
 
-from adapters.idempotency import create_idempotency_table, dynamodb_persistence, once_per_event
-from adapters.sns import SnsPublisher
-from adapters.sqs import SqsConsumer
-from projections.consumers import ORDER_DETAIL_TYPES, Dispatcher
-from projections.notifications import STATUS_CHANGES, Notifier, notification_text
+from adapters.consumers.dispatcher import ORDER_DETAIL_TYPES, Dispatcher
+from adapters.consumers.notifications import STATUS_CHANGES, Notifier, notification_text
+from adapters.sns.idempotency import create_idempotency_table, dynamodb_persistence, once_per_event
+from adapters.sns.publisher import SnsPublisher
+from adapters.sqs.worker import SqsConsumer
 from tests.consumers.builders import demo_service, logged_envelopes
 from tests.consumers.queues import queue_with_dead_letters, send_bodies
 from tests.consumers.test_sqs_consumer import body, drain

@@ -7,7 +7,7 @@ from uuid import uuid4
 
 import pytest
 
-from projections.consumers import PoisonMessageError, parse_envelope
+from adapters.consumers.dispatcher import PoisonMessageError, parse_envelope
 from schemas.contract import to_json
 from schemas.payments import PaymentFailedEnvelope, PaymentSucceededEnvelope
 from tests.consumers.test_saga import failed, succeeded

@@ -5,10 +5,10 @@ from __future__ import annotations
 from decimal import Decimal
 from uuid import UUID, uuid4
 
-from adapters.sqs import SqsConsumer, dead_letters, redrive
+from adapters.consumers.dispatcher import PAYMENT_DETAIL_TYPES, Dispatcher
+from adapters.consumers.saga import PaymentSaga
+from adapters.sqs.worker import SqsConsumer, dead_letters, redrive
 from orders import OrderLine, OrderService
-from projections.consumers import PAYMENT_DETAIL_TYPES, Dispatcher
-from projections.saga import PaymentSaga
 from schemas.payments import (
     PaymentFailedEnvelope,
     PaymentSucceededEnvelope,

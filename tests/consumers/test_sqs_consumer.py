@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from adapters.sqs import SqsConsumer, dead_letters, redrive
-from projections.consumers import ORDER_DETAIL_TYPES, Dispatcher
+from adapters.consumers.dispatcher import ORDER_DETAIL_TYPES, Dispatcher
+from adapters.sqs.worker import SqsConsumer, dead_letters, redrive
 from projections.downstream import DownstreamProjection, store_reader
 from projections.memory import InMemoryViewStore
 from schemas.contract import Envelope, to_json
@@ -73,7 +73,7 @@ def test_poison_messages_fail_alone_and_reach_the_dlq_after_three_receives(
     handled: list[str] = []
     dispatcher = Dispatcher([(ORDER_DETAIL_TYPES, lambda e: handled.append(str(e.id)))])
     consumer = SqsConsumer(sqs, url, dispatcher, wait_seconds=0, retry_delay=0)
-    with caplog.at_level(logging.WARNING, logger="adapters.sqs"):
+    with caplog.at_level(logging.WARNING, logger="adapters.sqs.worker"):
         drain(consumer, sqs, url)
 
     assert sorted(handled) == sorted(str(envelope.id) for envelope in envelopes)

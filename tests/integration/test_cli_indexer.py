@@ -16,7 +16,7 @@ import pytest
 from eventsourcing.persistence import StoredEvent
 from typer.testing import CliRunner
 
-from adapters.cli import app
+from adapters.cli.main import app
 from adapters.dynamodb import DynamoDBDatastore, DynamoDBIndexedApplicationRecorder
 from tests.support.dynamodb_local import dynamodb_local
 from tests.test_cli import dynamodb_table  # noqa: F401 - the fixture this one builds on.

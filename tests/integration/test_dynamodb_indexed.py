@@ -37,12 +37,12 @@ from adapters.dynamodb.datastore import action_size
 from adapters.dynamodb.indexer import (
     Indexer,
     indexer_of,
-    lambda_handler,
     rebuild,
     stream_items,
     verify,
 )
 from adapters.dynamodb.items import indexed_pk, key, log_head_pk
+from adapters.lambdas.indexer import handler as indexer_handler
 from orders import OrderLine, OrderService
 from tests.support.dynamodb_local import DynamoDBLocalTestCase
 
@@ -273,9 +273,9 @@ class TestIndexer(IndexedTestCase):
         with pytest.MonkeyPatch.context() as patch:
             for name, value in env.items():
                 patch.setenv(name, value)
-            patch.setattr("adapters.dynamodb.indexer._lambda_indexer", None)
-            result = lambda_handler({"Records": records}, None)
-            again = lambda_handler({"Records": records}, None)  # A retried batch.
+            patch.setattr("adapters.lambdas.indexer._indexer", None)
+            result = indexer_handler({"Records": records}, None)
+            again = indexer_handler({"Records": records}, None)  # A retried batch.
         self.assertEqual(result, {"indexed": 2, "batchItemFailures": []})
         self.assertEqual(again["indexed"], 0)
         self.assertEqual([v for _, _, v in self.log(store)], [1, 2])

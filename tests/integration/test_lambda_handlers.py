@@ -7,8 +7,8 @@ from decimal import Decimal
 
 import pytest
 
-from adapters.cloudformation import EVENTS_NAMESPACE, HANDLERS
-from adapters.lambda_handlers import indexer
+from adapters.deploy.template import EVENTS_NAMESPACE, HANDLERS
+from adapters.lambdas.indexer import handler as indexer
 from orders import OrderLine, OrderService
 from tests.support.dynamodb_local import DynamoDBLocalTestCase
 
@@ -33,7 +33,7 @@ class TestIndexerHandler(DynamoDBLocalTestCase):
         with pytest.MonkeyPatch.context() as patch:
             for name, value in lambda_env.items():
                 patch.setenv(name, value)
-            patch.setattr("adapters.dynamodb.indexer._lambda_indexer", None)
+            patch.setattr("adapters.lambdas.indexer._indexer", None)
             self.capsys.readouterr()
             result = indexer({"Records": records}, None)
 
@@ -45,4 +45,4 @@ class TestIndexerHandler(DynamoDBLocalTestCase):
             line["IndexerLag"] if isinstance(line["IndexerLag"], list) else [line["IndexerLag"]]
         )
         assert 0 <= lag < 120_000
-        assert HANDLERS["Indexer"] == "adapters.lambda_handlers.indexer"
+        assert HANDLERS["Indexer"] == "adapters.lambdas.indexer.handler"

@@ -6,7 +6,7 @@ from typing import Any
 
 from eventsourcing.persistence import ApplicationRecorder
 
-from adapters.demo import CATALOGUE
+from adapters.cli.demo import CATALOGUE
 from orders import Order, OrderLine, OrderService
 from projections.memory import InMemoryViewStore
 from projections.ports import JSONLike, ViewStore

@@ -7,11 +7,12 @@ from types import SimpleNamespace
 
 import pytest
 
-from adapters import projection_workers
-from adapters.demo import run_demo
+from adapters.bootstrap import projections as projection_workers
+from adapters.cli.demo import run_demo
 from adapters.dynamodb import DynamoDBDatastore, DynamoDBFactory
 from adapters.dynamodb.indexer import indexer_of
-from adapters.dynamodb_views import DynamoDBViewStore
+from adapters.dynamodb.views import DynamoDBViewStore
+from adapters.lambdas import projections as projections_lambda
 from orders import OrderService
 from projections.rebuild import Rebuild
 from projections.runtime import Runner, live_generation
@@ -77,14 +78,14 @@ class TestProjectionsOnDynamoDB(DynamoDBLocalTestCase):
             for name, value in self.dynamodb_env().items():
                 patch.setenv(name, value)
             patch.setenv("ORDERS_VIEWS_TABLE", self.views_table)
-            patch.setattr(projection_workers, "_lambda_runners", [])
+            patch.setattr(projections_lambda, "_lambda_runners", [])
             context = SimpleNamespace(get_remaining_time_in_millis=lambda: 60_000)
             run_demo(self.service, 10, seed=2)
             head = self.service.recorder.max_notification_id()
-            first = projection_workers.handler({}, context)
+            first = projections_lambda.handler({}, context)
             assert first["processed"] == dict.fromkeys(PROJECTIONS, head)
             assert first["positions"] == dict.fromkeys(PROJECTIONS, head)
-            assert projection_workers.handler({}, context)["processed"] == dict.fromkeys(
+            assert projections_lambda.handler({}, context)["processed"] == dict.fromkeys(
                 PROJECTIONS, 0
             )
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from adapters.cli import app
-from adapters.demo import run_demo
-from adapters.local import local_env
+from adapters.cli.demo import run_demo
+from adapters.cli.main import app
+from adapters.local.backend import local_env
 from orders import OrderService
 
 runner = CliRunner()

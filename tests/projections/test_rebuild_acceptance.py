@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from adapters.dynamodb import DynamoDBDatastore
-from adapters.dynamodb_views import DynamoDBViewStore
+from adapters.dynamodb.views import DynamoDBViewStore
 from orders import OrderService
 from projections.runtime import Runner, live_generation, view_name
 from projections.views import PROJECTIONS, OrderViews, StatusTotal

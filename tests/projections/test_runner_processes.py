@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from adapters.demo import run_demo
-from adapters.local import local_env
-from adapters.sqlite_views import SQLiteViewStore
+from adapters.cli.demo import run_demo
+from adapters.local.backend import local_env
+from adapters.local.views import SQLiteViewStore
 from orders import OrderService
 from projections.runtime import live_generation, view_name
 from projections.views import PROJECTIONS

@@ -12,7 +12,7 @@ from uuid import UUID
 import pytest
 from eventsourcing.persistence import ApplicationRecorder, Notification
 
-from adapters.demo import run_demo
+from adapters.cli.demo import run_demo
 from orders import OrderLine, OrderService
 from projections.memory import InMemoryViewStore
 from projections.ports import Add, Advance, Change, Put, Row

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from adapters.dynamodb import DynamoDBDatastore
-from adapters.dynamodb_views import DynamoDBViewStore
-from adapters.sqlite_views import SQLiteViewStore
+from adapters.dynamodb.views import DynamoDBViewStore
+from adapters.local.views import SQLiteViewStore
 from projections.memory import InMemoryViewStore
 from projections.ports import ViewStore
 from tests.projections import view_store_case

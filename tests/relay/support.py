@@ -15,11 +15,11 @@ from typing import TYPE_CHECKING, Any
 from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 from jsonschema import Draft202012Validator, FormatChecker
 
-from adapters.eventbridge import BusResources, EventBridgePublisher, set_up_bus
-from adapters.local import local_env
-from adapters.relay import Relay, RelaySettings
-from adapters.relay_setup import relay_for
-from adapters.wiring import BusWiring
+from adapters.bootstrap.relay import relay_for
+from adapters.eventbridge.bus import BusResources, EventBridgePublisher, set_up_bus
+from adapters.eventbridge.wiring import BusWiring
+from adapters.local.backend import local_env
+from adapters.relay.outbox import Relay, RelaySettings
 from orders import OrderEvent, OrderService
 from schemas import parse_envelope, to_envelope
 from schemas.generate import SCHEMA_DIR

@@ -11,15 +11,20 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from adapters.cli import app
-from adapters.cloudformation import template
-from adapters.demo import run_demo
-from adapters.local import local_env
-from adapters.projection_workers import sqlite_view_store
-from adapters.relay import UnpublishableEventError
-from adapters.relay_setup import relay_for
-from adapters.telemetry import DEFAULT_NAMESPACE, RELAY_STOPPED, CloudWatchMetrics, RelayMetrics
-from adapters.wiring import BusWiring, Route, input_transformer, matches
+from adapters.bootstrap.projections import sqlite_view_store
+from adapters.bootstrap.relay import relay_for
+from adapters.cli.demo import run_demo
+from adapters.cli.main import app
+from adapters.deploy.template import template
+from adapters.eventbridge.wiring import BusWiring, Route, input_transformer, matches
+from adapters.local.backend import local_env
+from adapters.observability.telemetry import (
+    DEFAULT_NAMESPACE,
+    RELAY_STOPPED,
+    CloudWatchMetrics,
+    RelayMetrics,
+)
+from adapters.relay.outbox import UnpublishableEventError
 from orders import OrderLine, OrderService
 from projections.downstream import DownstreamQueries
 from tests.relay.support import FAST, Bus, fresh_moto, stored_order_events, wired_bus

@@ -7,8 +7,8 @@ import time
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
-from adapters.demo import run_demo
-from adapters.relay_setup import relay_for
+from adapters.bootstrap.relay import relay_for
+from adapters.cli.demo import run_demo
 from orders import OrderService
 from schemas import event_id
 from tests.relay.support import (

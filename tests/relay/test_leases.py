@@ -9,8 +9,8 @@ import pytest
 from eventsourcing.sqlite import SQLiteDatastore
 
 from adapters.dynamodb.lease import DynamoDBLease
-from adapters.local import SQLiteLease
-from adapters.relay import Lease
+from adapters.local.backend import SQLiteLease
+from adapters.relay.outbox import Lease
 from tests.support import lease_contract
 from tests.support.dynamodb_local import DynamoDBLocalTestCase
 

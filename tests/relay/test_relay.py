@@ -11,9 +11,12 @@ from uuid import uuid4
 import pytest
 from eventsourcing.persistence import StoredEvent
 
-from adapters.eventbridge import entry_size
-from adapters.inprocess import InProcessBus
-from adapters.relay import (
+from adapters.bootstrap.relay import relay_for
+from adapters.eventbridge.bus import entry_size
+from adapters.eventbridge.wiring import BusWiring, Route
+from adapters.local.bus import InProcessBus
+from adapters.observability.telemetry import NullMetrics, RelayMetrics
+from adapters.relay.outbox import (
     Entry,
     PublishError,
     Rejection,
@@ -21,9 +24,6 @@ from adapters.relay import (
     RelayError,
     UnpublishableEventError,
 )
-from adapters.relay_setup import relay_for
-from adapters.telemetry import NullMetrics, RelayMetrics
-from adapters.wiring import BusWiring, Route
 from orders import OrderLine, OrderService
 from schemas import Envelope
 from tests.relay.support import FAST

@@ -10,13 +10,13 @@ from unittest import mock
 
 import pytest
 
-from adapters import relay_lambda
-from adapters.demo import run_demo
+from adapters.bootstrap.relay import relay_for
+from adapters.cli.demo import run_demo
 from adapters.dynamodb import DynamoDBFactory
 from adapters.dynamodb.indexer import indexer_of
 from adapters.dynamodb.lease import DynamoDBLease
-from adapters.inprocess import InProcessBus
-from adapters.relay_setup import relay_for
+from adapters.lambdas import relay as relay_lambda
+from adapters.local.bus import InProcessBus
 from orders import OrderLine, OrderService
 from schemas import Envelope, event_id
 from tests.relay.support import (

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from adapters.local import SQLiteLease
-from adapters.relay_setup import RELAY_NAME, status_of
+from adapters.bootstrap.relay import RELAY_NAME, status_of
+from adapters.local.backend import SQLiteLease
 from orders import OrderLine, OrderService
 from schemas import Envelope, event_id, parse_envelope
 from tests.relay.support import Bus, QueueReader, child_env, stored_order_events

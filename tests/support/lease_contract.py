@@ -1,4 +1,5 @@
-"""The contract every :class:`~adapters.relay.Lease` keeps; each adapter's test subclasses it.
+"""The contract every :class:`~adapters.relay.outbox.Lease` keeps; each adapter's test
+subclasses it.
 
 Subclass it together with ``unittest.TestCase`` (or a test case that is one) and implement
 :meth:`LeaseContract.create_lease`, returning a new handle on the same lease each call (as
@@ -11,7 +12,7 @@ import threading
 from abc import abstractmethod
 from unittest import TestCase
 
-from adapters.relay import Lease, LeaseTerm
+from adapters.relay.outbox import Lease, LeaseTerm
 
 NOW = 1_800_000_000.0
 TERM = 30.0

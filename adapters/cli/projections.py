@@ -1,0 +1,365 @@
+"""``orders projections ...``: run, inspect, rebuild and query the read models."""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import sys
+import threading
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Annotated, Any
+from uuid import UUID
+
+import typer
+from eventsourcing.persistence import PersistenceError
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+from rich.text import Text
+
+from adapters.bootstrap.projections import (
+    dynamodb_view_store,
+    run_worker,
+    runners,
+    sqlite_view_store,
+)
+from adapters.observability.telemetry import metrics_from_env
+from orders import OrderError, OrderEvent, OrderService
+from projections.ports import ViewStore, ViewStoreError
+from projections.rebuild import Rebuild, RebuildResult, reproject_order
+from projections.runtime import (
+    NotCaughtUpError,
+    RunnerStoppedError,
+    live_generation,
+    next_pointer,
+    view_name,
+)
+from projections.views import PROJECTIONS, OrderViews, projection_named
+
+projections_app = typer.Typer(no_args_is_help=True, help="Read models: run, status, rebuild, query")
+console = Console(width=None if sys.stdout.isatty() else 160)
+
+
+def fail(message: str) -> typer.Exit:
+    """Print ``message`` as one line on stderr; the exit (status 1) to raise."""
+    print(f"error: {message}", file=sys.stderr)
+    return typer.Exit(1)
+
+
+@dataclass
+class Backends:
+    """The service and view store the global options chose."""
+
+    service: OrderService
+    store: ViewStore
+
+
+def backends(context: typer.Context) -> Backends:
+    """What the global options of ``orders`` chose (``adapters.cli.main`` imports this module)."""
+    from adapters.cli.main import Backend, settings_of  # noqa: PLC0415
+
+    settings = settings_of(context)
+    service = settings.service()
+    if settings.backend is Backend.DYNAMODB:
+        return Backends(service, dynamodb_view_store(service, settings.table))
+    return Backends(service, sqlite_view_store(settings.data_dir))
+
+
+@contextlib.contextmanager
+def operational_errors() -> Iterator[None]:
+    """An operational error becomes one line on stderr and exit status 1."""
+    try:
+        yield
+    except (
+        ViewStoreError,
+        NotCaughtUpError,
+        RunnerStoppedError,
+        PersistenceError,
+        OrderError,
+        ValueError,
+        OSError,
+    ) as error:
+        raise fail(str(error)) from None
+
+
+@contextlib.contextmanager
+def stop_on_signals() -> Iterator[threading.Event]:
+    """An event set by SIGTERM or Ctrl-C (SIGINT), for a worker to stop cleanly."""
+    stop = threading.Event()
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+    for sig in previous:
+        signal.signal(sig, lambda *_: stop.set())
+    try:
+        yield stop
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+Names = Annotated[
+    list[str] | None,
+    typer.Argument(help=f"Projections (default: all of {', '.join(PROJECTIONS)})"),
+]
+
+
+@projections_app.command()
+def run(
+    context: typer.Context,
+    names: Names = None,
+    *,
+    batch_size: Annotated[int, typer.Option(min=1, help="Notifications read per batch")] = 500,
+    poll_interval: Annotated[float, typer.Option(help="Seconds between reads when idle")] = 0.2,
+    max_rate: Annotated[
+        float | None, typer.Option(min=1, help="Most events per second [default: no bound]")
+    ] = None,
+    once: Annotated[bool, typer.Option(help="Process what is new, then exit")] = False,
+) -> None:
+    """Follow the log and keep the views up to date, until SIGTERM or Ctrl-C."""
+    with operational_errors():
+        chosen = backends(context)
+        workers = runners(
+            chosen.service, chosen.store, names or (), batch_size=batch_size, max_rate=max_rate
+        )
+        with stop_on_signals() as stop:
+            if once:
+                for worker in workers:
+                    worker.catch_up(stop=stop)
+            else:
+                console.print(
+                    f"following the log for {', '.join(w.projection.name for w in workers)}"
+                )
+                run_worker(workers, stop, poll_interval, metrics=metrics_from_env())
+        for worker in workers:
+            console.print(f"{worker.projection.name}: {worker.applied} notifications processed")
+
+
+@projections_app.command()
+def status(context: typer.Context) -> None:
+    """Each projection's live generation, position, lag behind the log head, and rebuild."""
+    with operational_errors():
+        chosen = backends(context)
+        head = chosen.service.recorder.max_notification_id() or 0
+        table = Table(title=f"projections (log head: notification {head})")
+        for column in ("projection", "generation", "position", "lag", "rebuild"):
+            table.add_column(column, justify="left" if column == "projection" else "right")
+        for name in PROJECTIONS:
+            generation = live_generation(chosen.store, name)
+            position = chosen.store.position(view_name(name, generation)) or 0
+            planned = chosen.store.position(next_pointer(name)) or generation
+            rebuild = "-"
+            if planned > generation:
+                built = chosen.store.position(view_name(name, planned)) or 0
+                rebuild = f"generation {planned} at {built}"
+            table.add_row(name, str(generation), str(position), str(head - position), rebuild)
+        console.print(table)
+
+
+class RateColumn(ProgressColumn):
+    """Events per second of a task."""
+
+    def render(self, task: Task) -> Text:
+        return Text(f"{task.speed or 0:,.0f} events/s")
+
+
+@projections_app.command()
+def rebuild(
+    context: typer.Context,
+    name: Annotated[str, typer.Argument(help=f"One of {', '.join(PROJECTIONS)}")],
+    *,
+    verify: Annotated[
+        bool, typer.Option(help="Compare the rebuilt view with the live one first")
+    ] = False,
+    max_rate: Annotated[
+        float | None, typer.Option(min=1, help="Most events per second [default: no bound]")
+    ] = None,
+    order: Annotated[
+        UUID | None, typer.Option(help="Only re-project this order's rows from its stream")
+    ] = None,
+    batch_size: Annotated[int, typer.Option(min=1, help="Notifications read per batch")] = 5000,
+    grace: Annotated[
+        float, typer.Option(min=0, help="Seconds the old generation serves after the switch")
+    ] = 2.0,
+) -> None:
+    """Rebuild a view from the log into a new generation, then switch readers to it.
+
+    Resumes an interrupted rebuild where it stopped. SIGTERM or Ctrl-C stops it cleanly.
+    """
+    with operational_errors():
+        projection = projection_named(name)
+        chosen = backends(context)
+        if order is not None:
+            events = [e for e in chosen.service.events.get(order) if isinstance(e, OrderEvent)]
+            if not events:
+                raise fail(f"no order {order}")
+            changed = reproject_order(projection, chosen.store, events, order)
+            console.print(f"{name}: order {order} re-projected ({changed} rows written)")
+            return
+        with (
+            Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                RateColumn(),
+                TimeElapsedColumn(),
+                TextColumn("ETA"),
+                TimeRemainingColumn(),
+                console=console,
+            ) as progress,
+            stop_on_signals() as stop,
+        ):
+            task = progress.add_task(f"rebuilding {name}", total=None)
+
+            def started(position: int, head: int) -> None:
+                progress.update(task, total=max(head - position, 1), completed=0)
+                if position:
+                    progress.console.print(f"resuming from notification {position}")
+
+            job = Rebuild(
+                projection,
+                chosen.store,
+                chosen.service.recorder,
+                chosen.service.mapper.to_domain_event,
+                batch_size=batch_size,
+                max_rate=max_rate,
+                grace_seconds=grace,
+                on_start=started,
+                on_progress=lambda count: progress.advance(task, count),
+            )
+            result = job.run(verify=verify, stop=stop)
+        report(result)
+        if result.notes:
+            raise typer.Exit(130)
+
+
+def report(result: RebuildResult) -> None:
+    """Print what a rebuild did."""
+    rate = result.replayed / result.replay_seconds if result.replay_seconds else 0
+    for note in result.notes:
+        console.print(f"{result.projection}: {note}")
+    if result.notes:
+        return
+    console.print(
+        f"{result.projection}: generation {result.new_generation} built from "
+        f"{'the start' if not result.resumed_from else f'notification {result.resumed_from}'}"
+        f" ({result.replayed:,} notifications, {rate:,.0f}/s), readers switched from generation "
+        f"{result.old_generation}, {result.dropped_rows:,} rows of the old generation dropped "
+        f"({result.seconds:,.1f} s in all)"
+    )
+    if result.differences is None:
+        return
+    live, rebuilt = result.positions
+    if not result.differences:
+        console.print(
+            f"verify: the rebuilt view equals the live one (both at notification {rebuilt})"
+            if live == rebuilt
+            else f"verify: equal, the live view at {live}, the rebuilt at {rebuilt}"
+        )
+        return
+    count = len(result.differences)
+    table = Table(title=f"verify: {count} rows differ (live at {live}, rebuilt at {rebuilt})")
+    for column in ("partition", "key", "live", "rebuilt"):
+        table.add_column(column)
+    for difference in result.differences[:50]:
+        table.add_row(
+            difference.partition,
+            difference.key,
+            describe(difference.live),
+            describe(difference.rebuilt),
+        )
+    console.print(table)
+
+
+def describe(row: Any) -> str:
+    return "-" if row is None else f"v{row.version} {dict(row.data)}"
+
+
+@projections_app.command("order")
+def order_command(context: typer.Context, order_id: UUID) -> None:
+    """The order summary view of one order."""
+    with operational_errors():
+        summary = OrderViews(backends(context).store).order(order_id)
+        if summary is None:
+            raise fail(f"the order summary view has no order {order_id}")
+        table = Table(title=f"order summary {order_id}", show_header=False)
+        for field, value in summary.items():
+            shown = (
+                ", ".join(f"{x['quantity']} x {x['sku']} @ {x['unit_price']}" for x in value)
+                if field == "lines"
+                else str(value)
+            )
+            table.add_row(field, shown)
+        console.print(table)
+
+
+@projections_app.command()
+def totals(context: typer.Context) -> None:
+    """Orders and their totals per status and currency."""
+    with operational_errors():
+        generation, rows = OrderViews(backends(context).store).totals()
+        table = Table(title=f"orders by status (generation {generation})")
+        for column in ("status", "currency", "orders", "total"):
+            table.add_column(
+                column, justify="left" if column in ("status", "currency") else "right"
+            )
+        for row in rows:
+            table.add_row(row.status, row.currency, str(row.orders), str(row.total))
+        console.print(table)
+
+
+@projections_app.command()
+def customer(
+    context: typer.Context,
+    customer_id: str,
+    limit: Annotated[int, typer.Option(min=1, help="Orders per page")] = 20,
+    after: Annotated[str | None, typer.Option(help="The page token a page printed")] = None,
+) -> None:
+    """A customer's orders, newest first, a page at a time."""
+    with operational_errors():
+        page = OrderViews(backends(context).store).customer_orders(customer_id, limit, after)
+        table = Table(title=f"orders of {customer_id}")
+        for column in ("order", "placed at", "status", "total", "version"):
+            table.add_column(column)
+        for entry in page.orders:
+            table.add_row(
+                str(entry.order_id),
+                entry.placed_at,
+                entry.status,
+                f"{entry.total} {entry.currency}",
+                str(entry.version),
+            )
+        console.print(table)
+        if page.next:
+            console.print(f"next page: --after {page.next}")
+
+
+def demo_views(service: OrderService, store: ViewStore, statuses: Mapping[UUID, str]) -> None:
+    """The demo's read side: bring the views up to date in-process, show them beside the
+    aggregates."""
+    for worker in runners(service, store):
+        worker.catch_up()
+    generation, rows = OrderViews(store).totals()
+    table = Table(title=f"orders_by_status view (generation {generation}) beside the aggregates")
+    for column in ("status", "orders (view)", "orders (aggregates)", "total (view)"):
+        table.add_column(column, justify="left" if column == "status" else "right")
+    for row in rows:
+        counted = sum(1 for status in statuses.values() if status == row.status)
+        table.add_row(row.status, str(row.orders), str(counted), f"{row.total} {row.currency}")
+    console.print(table)
+
+
+def demo_rebuild(service: OrderService, store: ViewStore) -> None:
+    """The demo's last step: rebuild a view from the log and verify it equals the live one."""
+    projection = PROJECTIONS["orders_by_status"]
+    decode = service.mapper.to_domain_event
+    result = Rebuild(projection, store, service.recorder, decode, grace_seconds=0).run(verify=True)
+    report(result)
