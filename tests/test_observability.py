@@ -6,6 +6,7 @@ import contextlib
 import io
 import json
 import logging
+import sys
 from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -19,7 +20,9 @@ import pytest
 from botocore.config import Config
 
 from adapters.bootstrap.projections import report_lag, runners, sqlite_view_store
+from adapters.bootstrap.service import metrics_of
 from adapters.local.backend import local_env
+from adapters.observability import telemetry
 from adapters.observability.observed import observe_commands, observe_consumer
 from adapters.observability.telemetry import (
     ALL_METRICS,
@@ -33,8 +36,8 @@ from adapters.observability.telemetry import (
     RelayMetrics,
     get_logger,
     lambda_json_logs,
-    metrics_from_env,
 )
+from adapters.settings import Settings, SettingsError
 from orders import (
     OrderConflictError,
     OrderEvent,
@@ -152,11 +155,15 @@ def test_every_metric_name_is_unique() -> None:
     assert len({metric.name for metric in ALL_METRICS}) == len(ALL_METRICS)
 
 
-def test_the_sink_comes_from_the_environment() -> None:
-    assert isinstance(metrics_from_env({"AWS_LAMBDA_FUNCTION_NAME": "f"}), EmfMetrics)
-    assert type(metrics_from_env({})).__name__ == "NullMetrics"
-    with pytest.raises(ValueError, match="ORDERS_METRICS must be"):
-        metrics_from_env({"ORDERS_METRICS": "statsd"})
+def test_the_sink_comes_from_the_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("ORDERS_METRICS", raising=False)
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "f")
+    assert isinstance(metrics_of(Settings.load()), EmfMetrics)
+    monkeypatch.delenv("AWS_LAMBDA_FUNCTION_NAME")
+    assert type(metrics_of(Settings.load())).__name__ == "NullMetrics"
+    monkeypatch.setenv("ORDERS_METRICS", "statsd")
+    with pytest.raises(SettingsError, match="ORDERS_METRICS='statsd': must be one of emf"):
+        Settings.load()
 
 
 @pytest.fixture
@@ -321,6 +328,7 @@ def our_loggers() -> Iterator[None]:
     lambda_json_logs.cache_clear()
     yield
     lambda_json_logs.cache_clear()
+    telemetry._log_stream[0] = sys.stderr
     for name, (handlers, propagate, level) in saved.items():
         logger = logging.getLogger(name)
         logger.handlers, logger.propagate = handlers, propagate
@@ -331,12 +339,12 @@ def our_loggers() -> Iterator[None]:
 def test_in_lambda_our_modules_log_json_lines_and_elsewhere_logging_is_untouched(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    lambda_json_logs()  # Not in Lambda: nothing changes.
+    lambda_json_logs(Settings.load().in_lambda)  # Not in Lambda: nothing changes.
     assert logging.getLogger("adapters").handlers == []
 
     lambda_json_logs.cache_clear()
     monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "orders-relay")
-    lambda_json_logs()
+    lambda_json_logs(Settings.load().in_lambda)
     # The relay's records go, through its package's logger, to Powertools' JSON handler.
     relay_logger = logging.getLogger("adapters.relay.outbox")
     (handler,) = logging.getLogger("adapters").handlers

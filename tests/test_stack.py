@@ -10,11 +10,12 @@ from typing import Any
 
 import pytest
 
-from adapters.bootstrap.consumers import record_handler_from_env
+from adapters.bootstrap.consumers import record_handler
 from adapters.bootstrap.projections import dynamodb_view_store
 from adapters.bootstrap.relay import relay_for
 from adapters.deploy.template import template
 from adapters.eventbridge.bus import EventBridgePublisher
+from adapters.settings import Settings
 from adapters.sqs.worker import SqsConsumer, queue_url
 from orders import OrderLine, OrderService
 from projections.downstream import DownstreamQueries
@@ -140,7 +141,7 @@ def test_the_relay_and_a_consumer_run_on_what_the_stack_created(
     sqs = server.client("sqs")
     url = queue_url(sqs, "orders-test-views")
     bodies: list[str] = []
-    handle = record_handler_from_env()
+    handle = record_handler(Settings.load())
 
     def consume(body: str) -> None:
         assert_keeps_the_contract(body)

@@ -2,26 +2,19 @@
 
 A consumer is any of ``views`` (the downstream projections), ``notifications`` (SNS, once per
 event) and ``saga`` (payment events -> order commands); one queue may feed several, each
-routed the detail-types it handles. Settings (``record_handler_from_env`` reads them from the
-process environment, the CLI from its options):
-
-- ``ORDERS_CONSUMERS``: comma-separated consumers (default ``views``);
-- ``ORDERS_NOTIFICATIONS_TOPIC_ARN``: the SNS topic of the notifications;
-- ``ORDERS_IDEMPOTENCY_TABLE``: the DynamoDB table of Powertools' idempotency records
-  (default ``orders-idempotency``);
-- the event store's own settings (``PERSISTENCE_MODULE``, ``DYNAMODB_TABLE_NAME``, ...) for the
-  saga's commands and the views' gap reads, and the AWS variables for every client.
+routed the detail-types it handles. :func:`record_handler` builds them from the settings
+(``consumers``, ``notifications_topic_arn``, ``idempotency_table``, and the backend's for the
+saga's commands and the views' gap reads).
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterable, Mapping
 from enum import StrEnum
 
-import boto3
-
-from adapters.bootstrap.projections import dynamodb_view_store
+from adapters.bootstrap.clients import dynamodb_client, sns_client
+from adapters.bootstrap.projections import view_store as configured_view_store
+from adapters.bootstrap.service import order_service
 from adapters.consumers.dispatcher import (
     ORDER_DETAIL_TYPES,
     PAYMENT_DETAIL_TYPES,
@@ -30,16 +23,12 @@ from adapters.consumers.dispatcher import (
 )
 from adapters.consumers.notifications import Notifier
 from adapters.consumers.saga import PaymentSaga
+from adapters.settings import Settings
 from adapters.sns.idempotency import dynamodb_persistence, once_per_event
 from adapters.sns.publisher import SnsPublisher
 from orders import OrderService
 from projections.downstream import DownstreamProjection, store_reader
 from projections.ports import ViewStore
-
-CONSUMERS_VARIABLE = "ORDERS_CONSUMERS"
-TOPIC_VARIABLE = "ORDERS_NOTIFICATIONS_TOPIC_ARN"
-IDEMPOTENCY_TABLE_VARIABLE = "ORDERS_IDEMPOTENCY_TABLE"
-DEFAULT_IDEMPOTENCY_TABLE = "orders-idempotency"
 
 
 class Consumer(StrEnum):
@@ -59,8 +48,7 @@ def dispatcher(
     *,
     service: Callable[[], OrderService],
     view_store: Callable[[], ViewStore],
-    topic_arn: str | None = None,
-    idempotency_table: str = DEFAULT_IDEMPOTENCY_TABLE,
+    settings: Settings,
 ) -> Dispatcher:
     """The record handler of ``consumers``; backends are built only for those asked for."""
     routes: list[tuple[Iterable[str], Handler]] = []
@@ -69,12 +57,14 @@ def dispatcher(
             views = DownstreamProjection(view_store(), missing_events=store_reader(service()))
             routes.append((ORDER_DETAIL_TYPES, views))
         elif consumer is Consumer.NOTIFICATIONS:
+            topic_arn = settings.notifications_topic_arn
             if not topic_arn:
-                msg = f"notifications need an SNS topic: set {TOPIC_VARIABLE} or --topic-arn"
+                variable = Settings.variable("notifications_topic_arn")
+                msg = f"notifications need an SNS topic: set {variable} or --topic-arn"
                 raise ConsumerConfigError(msg)
             notify = once_per_event(
-                Notifier(SnsPublisher(boto3.client("sns"), topic_arn)),
-                dynamodb_persistence(boto3.client("dynamodb"), idempotency_table),
+                Notifier(SnsPublisher(sns_client(settings), topic_arn)),
+                dynamodb_persistence(dynamodb_client(settings), settings.idempotency_table),
                 name="notifications",
             )
             routes.append((ORDER_DETAIL_TYPES, notify))
@@ -93,21 +83,28 @@ def parse_consumers(text: str) -> list[Consumer]:
     return [Consumer(name) for name in names]
 
 
-def record_handler_from_env(
-    env: Mapping[str, str] = os.environ,
-    view_store: Callable[[], ViewStore] | None = None,
+def record_handler(
+    settings: Settings, view_store: Callable[[], ViewStore] | None = None
 ) -> Dispatcher:
-    """The record handler the environment configures (see the module docstring); the views
-    go to the DynamoDB view store of the event store's table unless ``view_store`` is given."""
-    service = OrderService(env=dict(env))
+    """The record handler of the configured consumers; the views go to the configured view
+    store unless ``view_store`` is given. Backends are built only if a consumer needs them."""
+    built: list[OrderService] = []
 
-    def views_table() -> ViewStore:
-        return dynamodb_view_store(service, env.get("DYNAMODB_TABLE_NAME", "orders-events"))
+    def service() -> OrderService:
+        if not built:
+            built.append(order_service(settings))
+        return built[0]
 
     return dispatcher(
-        parse_consumers(env.get(CONSUMERS_VARIABLE, Consumer.VIEWS.value)),
-        service=lambda: service,
-        view_store=view_store or views_table,
-        topic_arn=env.get(TOPIC_VARIABLE),
-        idempotency_table=env.get(IDEMPOTENCY_TABLE_VARIABLE, DEFAULT_IDEMPOTENCY_TABLE),
+        parse_consumers(settings.consumers),
+        service=service,
+        view_store=view_store or (lambda: configured_view_store(settings, service())),
+        settings=settings,
     )
+
+
+def local_handlers(service: OrderService, store: ViewStore) -> Mapping[str, Handler]:
+    """The consumers the in-process bus delivers to, by route: the downstream views (in
+    ``store``, reading gaps from ``service``). Notifications need SNS and the saga takes
+    payment events, which the order log does not hold: they run on the SQS path only."""
+    return {"views": DownstreamProjection(store, missing_events=store_reader(service))}

@@ -1,23 +1,19 @@
-"""How projections run: view stores per backend, the long-lived worker loop, and a Lambda handler.
+"""How projections run: view stores per backend, the long-lived worker loop, and what one
+invocation of the projections Lambda does.
 
 - Local backend: views in ``views.sqlite3`` beside the events file, in-process runners.
-- DynamoDB: views in their own table, ``$ORDERS_VIEWS_TABLE`` or ``<events table>-views``
-  (created if missing when ``DYNAMODB_CREATE_TABLE=y``), through the event store's client.
-- :func:`handler`: an AWS Lambda handler (scheduled, or fired by the table's stream) that
-  processes what is new in the log for every projection and returns; the next invocation
-  resumes from the tracked positions.
+- DynamoDB: views in their own table (the ``views_table`` setting, default
+  ``<events table>-views``; created if missing with ``create_tables``), through the event
+  store's client.
 """
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
-
-from eventsourcing.utils import strtobool
 
 from adapters.dynamodb import DynamoDBDatastore, DynamoDBFactory
 from adapters.dynamodb.views import DynamoDBViewStore
@@ -26,14 +22,15 @@ from adapters.observability.telemetry import (
     PROJECTION_LAG,
     MetricsSink,
 )
+from adapters.settings import Backend, Settings
 from orders import OrderService
+from projections.memory import InMemoryViewStore
 from projections.ports import ViewStore
 from projections.runtime import Runner
 from projections.views import PROJECTIONS, projection_named
 
 VIEWS_FILE_NAME = "views.sqlite3"
 LAG_REPORT_SECONDS = 60.0
-VIEWS_TABLE_VARIABLE = "ORDERS_VIEWS_TABLE"
 
 
 def sqlite_view_store(data_dir: Path) -> SQLiteViewStore:
@@ -42,19 +39,31 @@ def sqlite_view_store(data_dir: Path) -> SQLiteViewStore:
     return SQLiteViewStore(data_dir / VIEWS_FILE_NAME)
 
 
-def dynamodb_view_store(service: OrderService, events_table: str) -> DynamoDBViewStore:
-    """The view store of a service on DynamoDB: its own table, the service's client and
-    metrics (two metrics attached to one client would each count every call)."""
+def dynamodb_view_store(
+    service: OrderService, table: str, *, create: bool = False
+) -> DynamoDBViewStore:
+    """The view store of a service on DynamoDB: the views' own ``table``, the service's
+    client and metrics (two metrics attached to one client would each count every call)."""
     factory = service.factory
     if not isinstance(factory, DynamoDBFactory):
         msg = "the service does not run on the DynamoDB persistence module"
         raise TypeError(msg)
-    table = os.environ.get(VIEWS_TABLE_VARIABLE) or f"{events_table}-views"
     datastore = factory.datastore
     store = DynamoDBViewStore(DynamoDBDatastore(datastore.client, table, metrics=datastore.metrics))
-    if strtobool(os.environ.get(DynamoDBFactory.DYNAMODB_CREATE_TABLE, "no")):
+    if create:
         store.create_table_if_missing()
     return store
+
+
+def view_store(settings: Settings, service: OrderService) -> ViewStore:
+    """The read models' store of the configured backend (``service`` runs on the same)."""
+    if settings.backend is Backend.DYNAMODB:
+        return dynamodb_view_store(
+            service, settings.views_table_name, create=settings.create_tables
+        )
+    if settings.backend is Backend.MEMORY:
+        return InMemoryViewStore()
+    return sqlite_view_store(settings.local_data_dir)
 
 
 def runners(

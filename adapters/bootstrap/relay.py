@@ -14,10 +14,15 @@ from collections.abc import Callable
 from eventsourcing.persistence import InfrastructureFactory, Notification
 from eventsourcing.sqlite import SQLiteFactory
 
+from adapters.bootstrap.clients import events_client
+from adapters.bootstrap.service import order_service
 from adapters.dynamodb import DynamoDBFactory
 from adapters.dynamodb.lease import DynamoDBLease
+from adapters.eventbridge.bus import EventBridgePublisher
 from adapters.local.backend import SQLiteLease
+from adapters.observability.telemetry import MetricsSink, RelayMetrics
 from adapters.relay.outbox import Lease, Metrics, Publisher, Relay, RelaySettings, RelayStatus
+from adapters.settings import Settings
 from orders import OrderEvent, OrderService
 from schemas import Envelope, to_envelope
 
@@ -46,6 +51,24 @@ def relay_for(
         owner=owner,
         settings=settings,
         metrics=metrics,
+    )
+
+
+def eventbridge_relay(
+    settings: Settings,
+    metrics: MetricsSink,
+    *,
+    service: OrderService | None = None,
+    relay_settings: RelaySettings | None = None,
+) -> Relay:
+    """The relay of the configured service's log to the configured bus, through an
+    EventBridge client whose read timeout fits the lease (see ``adapters.bootstrap.clients``)."""
+    publisher = EventBridgePublisher(events_client(settings), settings.bus_name)
+    return relay_for(
+        service or order_service(settings),
+        publisher,
+        settings=relay_settings or RelaySettings(lease_seconds=settings.relay_lease_seconds),
+        metrics=RelayMetrics(metrics),
     )
 
 

@@ -7,20 +7,13 @@ import threading
 from types import FrameType
 from typing import Annotated
 
-import boto3
 import typer
 from botocore.exceptions import BotoCoreError, ClientError
 from rich.console import Console
 
-from adapters.bootstrap.consumers import (
-    DEFAULT_IDEMPOTENCY_TABLE,
-    IDEMPOTENCY_TABLE_VARIABLE,
-    TOPIC_VARIABLE,
-    Consumer,
-    ConsumerConfigError,
-    dispatcher,
-)
-from adapters.cli.projections import Backends, backends
+from adapters.bootstrap.clients import sqs_client
+from adapters.bootstrap.consumers import Consumer, ConsumerConfigError, dispatcher
+from adapters.cli.context import Backends, backends, runtime_of
 from adapters.observability.observed import observe_consumer
 from adapters.observability.telemetry import get_logger
 from adapters.sqs.worker import BatchOutcome, QueueError, SqsConsumer, queue_url
@@ -40,12 +33,18 @@ def run(
         typer.Option(help="What to do with its messages (repeat for several) [default: views]"),
     ] = None,
     topic_arn: Annotated[
-        str | None, typer.Option(envvar=TOPIC_VARIABLE, help="SNS topic of the notifications")
+        str | None,
+        typer.Option(
+            help="SNS topic of the notifications [default: $ORDERS_NOTIFICATIONS_TOPIC_ARN]"
+        ),
     ] = None,
     idempotency_table: Annotated[
-        str,
-        typer.Option(envvar=IDEMPOTENCY_TABLE_VARIABLE, help="Powertools idempotency table"),
-    ] = DEFAULT_IDEMPOTENCY_TABLE,
+        str | None,
+        typer.Option(
+            help="Powertools idempotency table [default: $ORDERS_IDEMPOTENCY_TABLE or "
+            "orders-idempotency]"
+        ),
+    ] = None,
     batch_size: Annotated[int, typer.Option(min=1, max=10, help="Messages per receive")] = 10,
     wait_seconds: Annotated[int, typer.Option(min=0, max=20, help="Long-poll seconds")] = 20,
     visibility_timeout: Annotated[
@@ -58,8 +57,11 @@ def run(
 ) -> None:
     """Consume QUEUE until SIGTERM or Ctrl-C: the batch in work is finished and deleted first,
     so a stop takes at most one long poll (the wait seconds) plus that batch."""
-    from adapters.cli.main import settings_of  # noqa: PLC0415 - adapters.cli.main imports this module
-
+    runtime = runtime_of(context)
+    overrides = {"notifications_topic_arn": topic_arn, "idempotency_table": idempotency_table}
+    settings = runtime.settings.model_copy(
+        update={name: value for name, value in overrides.items() if value is not None}
+    )
     chosen: list[Backends] = []
 
     def chosen_backends() -> Backends:  # built only if a consumer asks for them
@@ -73,14 +75,13 @@ def run(
                 consumer or [Consumer.VIEWS],
                 service=lambda: chosen_backends().service,
                 view_store=lambda: chosen_backends().store,
-                topic_arn=topic_arn,
-                idempotency_table=idempotency_table,
+                settings=settings,
             ),
-            settings_of(context).metrics,
+            runtime.metrics,
             get_logger(),
             ",".join(c.value for c in consumer or [Consumer.VIEWS]),
         )
-        client = boto3.client("sqs")
+        client = sqs_client(settings, wait_seconds=wait_seconds)
         worker = SqsConsumer(
             client,
             queue_url(client, queue),

@@ -10,9 +10,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from adapters.bootstrap.consumers import local_handlers
 from adapters.bootstrap.relay import relay_for
-from adapters.cli.projections import backends, operational_errors
-from adapters.cli.relay import local_handlers
+from adapters.cli.context import backends
+from adapters.cli.projections import operational_errors
 from adapters.local.bus import InProcessBus
 from orders import OrderService
 from projections.downstream import DownstreamQueries

@@ -9,7 +9,6 @@ an unreachable endpoint). ``ORDERS_TRACEBACK=1`` lets unexpected errors show the
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Iterator, Sequence
 from typing import Any, NoReturn
@@ -26,9 +25,8 @@ from eventsourcing.persistence import PersistenceError
 from typer._click.exceptions import NoArgsIsHelpError, UsageError  # typer vendors click
 from typer.core import TyperGroup
 
+from adapters.settings import SettingsError, traceback_requested
 from orders import OrderError
-
-TRACEBACK_VARIABLE = "ORDERS_TRACEBACK"
 
 _HINTS: dict[type[BaseException], str] = {
     NoRegionError: (
@@ -42,6 +40,7 @@ _HINTS: dict[type[BaseException], str] = {
 }
 
 OPERATIONAL_ERRORS: tuple[type[BaseException], ...] = (
+    SettingsError,
     OrderError,
     PersistenceError,
     BotoCoreError,
@@ -115,7 +114,7 @@ class OneLineErrors(TyperGroup):
         except typer.Abort:
             fail(name, "aborted", 130)
         except Exception as error:
-            if os.environ.get(TRACEBACK_VARIABLE) == "1":
+            if traceback_requested():
                 raise
             fail(name, describe(error), 1)
         sys.exit(result if isinstance(result, int) else 0)

@@ -19,8 +19,9 @@ import typer
 from eventsourcing.persistence import PersistenceError
 from rich.console import Console
 
-from adapters.dynamodb import DynamoDBFactory
-from adapters.dynamodb.indexer import Indexer, indexer_of, rebuild, verify
+from adapters.bootstrap.indexer import configured_indexer
+from adapters.cli.context import runtime_of
+from adapters.dynamodb.indexer import Indexer, rebuild, verify
 from adapters.observability.telemetry import INDEXER_LAG
 
 indexer_app = typer.Typer(
@@ -41,16 +42,25 @@ def _operational_errors() -> Iterator[None]:
         raise typer.Exit(1) from None
 
 
-def _indexer(context: typer.Context, **options: float) -> Indexer:
-    from adapters.cli.main import Backend, settings_of  # noqa: PLC0415 - adapters.cli.main imports this module.
+@indexer_app.callback()
+def choose_namespace(
+    context: typer.Context,
+    namespace: Annotated[
+        str | None,
+        typer.Option(
+            help="The application namespace to index (any eventsourcing application's "
+            "'<name>_events') [default: $INDEXER_EVENTS_NAMESPACE or OrderService's]"
+        ),
+    ] = None,
+) -> None:
+    """The indexed write mode's indexer of one application's namespace."""
+    if namespace is not None:
+        runtime = runtime_of(context)
+        runtime.settings = runtime.settings.model_copy(update={"events_namespace": namespace})
 
-    settings = settings_of(context)
-    if settings.backend is not Backend.DYNAMODB:
-        msg = "the indexer works on the DynamoDB backend: use --backend dynamodb"
-        raise ValueError(msg)
-    factory = settings.service().factory
-    assert isinstance(factory, DynamoDBFactory)
-    return indexer_of(factory, **options)
+
+def _indexer(context: typer.Context, **options: float) -> Indexer:
+    return configured_indexer(runtime_of(context).settings, **options)
 
 
 @indexer_app.command()
@@ -62,9 +72,7 @@ def run(
 ) -> None:
     """Follow the table's stream and index new events until SIGTERM or Ctrl-C; with metrics on
     (``ORDERS_METRICS``), report ``IndexerLag`` after every write."""
-    from adapters.cli.main import settings_of  # noqa: PLC0415 - adapters.cli.main imports this module.
-
-    metrics = settings_of(context).metrics
+    metrics = runtime_of(context).metrics
     stopping = threading.Event()
 
     def stop(signum: int, frame: FrameType | None) -> None:
@@ -125,6 +133,14 @@ def verify_command(context: typer.Context) -> None:
     with _operational_errors():
         indexer = _indexer(context)
         report = verify(indexer.datastore, indexer.events_namespace)
+    if report.stored_events == 0 and report.log_events == 0:
+        errors.print(
+            f"indexer: namespace {indexer.events_namespace} holds no stream items and no log: "
+            "nothing to verify (is --namespace right?)",
+            markup=False,
+            highlight=False,
+        )
+        raise typer.Exit(1)
     console.print(
         f"log: {report.log_events} events, last id {report.last_id}; "
         f"stream items: {report.stored_events} events"

@@ -5,10 +5,8 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 from uuid import UUID
@@ -18,19 +16,20 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
+from adapters.bootstrap.service import metrics_of
+from adapters.cli.config import show_config
 from adapters.cli.consumers import consumers_app
+from adapters.cli.context import Runtime, backends, runtime_of
 from adapters.cli.demo import run_demo
 from adapters.cli.dlq import dlq_app
 from adapters.cli.downstream import demo_downstream, downstream_app
 from adapters.cli.errors import OneLineErrors
 from adapters.cli.indexer import indexer_app
-from adapters.cli.projections import backends, demo_rebuild, demo_views, projections_app
+from adapters.cli.projections import demo_rebuild, demo_views, projections_app
 from adapters.cli.relay import bus_app, relay_app
 from adapters.dynamodb.indexer import indexing
-from adapters.local.backend import EVENTS_FILE_NAME, default_data_dir, local_env
-from adapters.observability.observed import observe_commands
-from adapters.observability.telemetry import MetricsSink, NullMetrics, get_logger, metrics_from_env
-from orders import Order, OrderLine, OrderNotFoundError, OrderRuleError, OrderService
+from adapters.settings import Backend, Settings
+from orders import Order, OrderLine, OrderRuleError, OrderService
 
 # Errors become one line on stderr (see adapters.cli.errors). Help is plain text: rich markup
 # would swallow "[default: ...]" and every other bracket in a help text.
@@ -48,59 +47,18 @@ app.add_typer(projections_app, name="projections")
 app.add_typer(indexer_app, name="indexer")
 app.add_typer(relay_app, name="relay")
 app.add_typer(bus_app, name="bus")
+app.command("config")(show_config)
 # Piped output (CI logs, tests) gets a width that fits uuids and timestamps instead of 80 columns.
 console = Console(width=None if sys.stdout.isatty() else 160)
-
-
-class Backend(StrEnum):
-    """Where the service keeps its events."""
-
-    LOCAL = "local"
-    DYNAMODB = "dynamodb"
-
-
-@dataclass(frozen=True)
-class Settings:
-    """The backend the global options chose; every command builds what it needs from it.
-
-    ``local`` keeps events (and views) in SQLite under ``data_dir``. ``dynamodb`` uses ``table``,
-    reached through the standard AWS variables (``AWS_ENDPOINT_URL_DYNAMODB`` for DynamoDB Local)
-    and the store's own settings (``DYNAMODB_CREATE_TABLE=y`` to create it), all read from the
-    process environment (see ``adapters.dynamodb``). ``metrics`` is where commands report
-    (``$ORDERS_METRICS``, see ``adapters.observability.telemetry``; flushed when the command ends).
-    """
-
-    backend: Backend
-    data_dir: Path
-    table: str
-    metrics: MetricsSink = field(default_factory=NullMetrics)
-
-    def service(self) -> OrderService:
-        """The ``OrderService`` on the chosen backend, reporting to ``metrics`` if they are on."""
-        if self.backend is Backend.DYNAMODB:
-            service = OrderService(
-                env={"PERSISTENCE_MODULE": "adapters.dynamodb", "DYNAMODB_TABLE_NAME": self.table}
-            )
-        else:
-            service = OrderService(env=local_env(self.data_dir))
-        if isinstance(self.metrics, NullMetrics):
-            return service
-        return observe_commands(service, self.metrics, get_logger())
-
-    def existing_service(self, order_id: UUID) -> OrderService:
-        """The service, to act on ``order_id``; on the local backend with nothing stored yet,
-        ``OrderNotFoundError`` without creating any file."""
-        if self.backend is Backend.LOCAL and not (self.data_dir / EVENTS_FILE_NAME).exists():
-            raise OrderNotFoundError(order_id)
-        return self.service()
 
 
 @app.callback()
 def choose_backend(
     context: typer.Context,
     backend: Annotated[
-        Backend, typer.Option(envvar="ORDERS_BACKEND", help="Where events are stored")
-    ] = Backend.LOCAL,
+        Backend | None,
+        typer.Option(help="Where events are stored [default: $ORDERS_BACKEND or local]"),
+    ] = None,
     data_dir: Annotated[
         Path | None,
         typer.Option(
@@ -109,23 +67,21 @@ def choose_backend(
         ),
     ] = None,
     table: Annotated[
-        str, typer.Option(envvar="DYNAMODB_TABLE_NAME", help="The DynamoDB event store table")
-    ] = "orders-events",
+        str | None,
+        typer.Option(
+            help="The DynamoDB event store table [default: $DYNAMODB_TABLE_NAME or orders-events]"
+        ),
+    ] = None,
 ) -> None:
     """Event-sourced order service: demo, audit and operations."""
-    metrics = metrics_from_env()
+    settings = Settings.load(backend=backend, data_dir=data_dir, events_table=table)
+    metrics = metrics_of(settings)
     context.call_on_close(metrics.flush)
-    context.obj = Settings(backend, data_dir or default_data_dir(), table, metrics)
-
-
-def settings_of(context: typer.Context) -> Settings:
-    """The settings the global options chose (the root context holds them)."""
-    settings: Settings = context.find_root().obj
-    return settings
+    context.obj = Runtime(settings, metrics)
 
 
 def service_of(context: typer.Context) -> OrderService:
-    return settings_of(context).service()
+    return runtime_of(context).service()
 
 
 def order_table(order: Order) -> Table:
@@ -262,7 +218,7 @@ def show(
     ] = None,
 ) -> None:
     """Show an order's state, now or as of a version or a time."""
-    service = settings_of(context).existing_service(order_id)
+    service = runtime_of(context).existing_service(order_id)
     console.print(order_table(service.get_order(order_id, version=version, as_of=as_of)))
 
 
@@ -280,7 +236,7 @@ def history(
     """Every event of an order: who/why (correlation ids), its payload, what it changed."""
     if as_json and as_jsonl:
         raise typer.BadParameter("give --json or --jsonl, not both")
-    service = settings_of(context).existing_service(order_id)
+    service = runtime_of(context).existing_service(order_id)
     if as_json or as_jsonl:
         entries = [entry.to_json() for entry in service.audit(order_id)]
         if as_jsonl:
@@ -321,7 +277,7 @@ def place(
     # creates no file on a fresh local backend).
     Order.place(customer, line, currency, order_id=order_id)
     placed = (
-        settings_of(context)
+        runtime_of(context)
         .service()
         .place_order(
             customer,
@@ -337,7 +293,7 @@ def place(
 
 def drive(context: typer.Context, order_id: UUID, command: Callable[[OrderService], int]) -> None:
     """Run ``command`` on the service holding ``order_id``; print the order's version after it."""
-    version = command(settings_of(context).existing_service(order_id))
+    version = command(runtime_of(context).existing_service(order_id))
     typer.echo(f"order {order_id} version {version}")
 
 

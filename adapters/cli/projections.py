@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import contextlib
-import signal
 import sys
-import threading
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -27,13 +24,8 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from adapters.bootstrap.projections import (
-    dynamodb_view_store,
-    run_worker,
-    runners,
-    sqlite_view_store,
-)
-from adapters.observability.telemetry import metrics_from_env
+from adapters.bootstrap.projections import run_worker, runners
+from adapters.cli.context import backends, runtime_of, stop_on_signals
 from orders import OrderError, OrderEvent, OrderService
 from projections.ports import ViewStore, ViewStoreError
 from projections.rebuild import Rebuild, RebuildResult, reproject_order
@@ -56,25 +48,6 @@ def fail(message: str) -> typer.Exit:
     return typer.Exit(1)
 
 
-@dataclass
-class Backends:
-    """The service and view store the global options chose."""
-
-    service: OrderService
-    store: ViewStore
-
-
-def backends(context: typer.Context) -> Backends:
-    """What the global options of ``orders`` chose (``adapters.cli.main`` imports this module)."""
-    from adapters.cli.main import Backend, settings_of  # noqa: PLC0415
-
-    settings = settings_of(context)
-    service = settings.service()
-    if settings.backend is Backend.DYNAMODB:
-        return Backends(service, dynamodb_view_store(service, settings.table))
-    return Backends(service, sqlite_view_store(settings.data_dir))
-
-
 @contextlib.contextmanager
 def operational_errors() -> Iterator[None]:
     """An operational error becomes one line on stderr and exit status 1."""
@@ -90,20 +63,6 @@ def operational_errors() -> Iterator[None]:
         OSError,
     ) as error:
         raise fail(str(error)) from None
-
-
-@contextlib.contextmanager
-def stop_on_signals() -> Iterator[threading.Event]:
-    """An event set by SIGTERM or Ctrl-C (SIGINT), for a worker to stop cleanly."""
-    stop = threading.Event()
-    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
-    for sig in previous:
-        signal.signal(sig, lambda *_: stop.set())
-    try:
-        yield stop
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
 
 
 Names = Annotated[
@@ -138,7 +97,7 @@ def run(
                 console.print(
                     f"following the log for {', '.join(w.projection.name for w in workers)}"
                 )
-                run_worker(workers, stop, poll_interval, metrics=metrics_from_env())
+                run_worker(workers, stop, poll_interval, metrics=runtime_of(context).metrics)
         for worker in workers:
             console.print(f"{worker.projection.name}: {worker.applied} notifications processed")
 

@@ -10,31 +10,31 @@ from __future__ import annotations
 
 import signal
 import sys
-from collections.abc import Mapping
 from enum import StrEnum
 from typing import Annotated, Any
 
-import boto3
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from adapters.bootstrap.clients import events_client, sqs_client
+from adapters.bootstrap.consumers import local_handlers
 from adapters.bootstrap.relay import relay_for, status_of
-from adapters.cli.projections import backends
+from adapters.cli.context import backends, runtime_of
 from adapters.eventbridge.bus import EventBridgePublisher, set_up_bus
 from adapters.eventbridge.wiring import BusWiring
-from adapters.local.bus import Handler, InProcessBus
+from adapters.local.bus import InProcessBus
 from adapters.observability.telemetry import RelayMetrics
 from adapters.relay.outbox import Publisher, RelaySettings
-from orders import OrderService
-from projections.downstream import DownstreamProjection, store_reader
-from projections.ports import ViewStore
 
 relay_app = typer.Typer(no_args_is_help=True, help="The outbox relay: the log to the bus.")
 bus_app = typer.Typer(no_args_is_help=True, help="The event bus, its rules and queues.")
 console = Console(width=None if sys.stdout.isatty() else 160)
 
-BusName = Annotated[str, typer.Option("--bus", envvar="ORDERS_EVENT_BUS", help="The event bus")]
+BusName = Annotated[
+    str | None,
+    typer.Option("--bus", help="The event bus [default: $ORDERS_BUS_NAME or orders]"),
+]
 
 
 class Target(StrEnum):
@@ -44,21 +44,16 @@ class Target(StrEnum):
     IN_PROCESS = "in-process"
 
 
-def local_handlers(service: OrderService, store: ViewStore) -> Mapping[str, Handler]:
-    """The consumers the in-process bus delivers to, by route: the downstream views (in
-    ``store``, reading gaps from ``service``). Notifications need SNS and the saga takes
-    payment events, which the order log does not hold: they run on the SQS path only."""
-    return {"views": DownstreamProjection(store, missing_events=store_reader(service))}
-
-
 @bus_app.command("setup")
 def bus_setup(
-    bus: BusName = "orders",
+    context: typer.Context,
+    bus: BusName = None,
     prefix: Annotated[str, typer.Option(help="Prefix of rule and queue names")] = "orders",
 ) -> None:
     """Create (or bring up to date) the bus, its rules, queues and dead-letter queues."""
-    wiring = BusWiring(bus_name=bus, prefix=prefix)
-    resources = set_up_bus(boto3.client("events"), boto3.client("sqs"), wiring)
+    settings = runtime_of(context).settings
+    wiring = BusWiring(bus_name=bus or settings.bus_name, prefix=prefix)
+    resources = set_up_bus(events_client(settings), sqs_client(settings), wiring)
     table = Table(title=f"bus {resources.bus_arn}")
     for column in ("route", "rule", "queue", "dead-letter queue"):
         table.add_column(column)
@@ -75,7 +70,7 @@ def bus_setup(
 @relay_app.command("run")
 def relay_run(  # noqa: PLR0917 - one parameter per option
     context: typer.Context,
-    bus: BusName = "orders",
+    bus: BusName = None,
     to: Annotated[Target, typer.Option(help="Where to publish")] = Target.EVENTBRIDGE,
     window: Annotated[int, typer.Option(min=1, help="Events per position update")] = 100,
     lease_seconds: Annotated[float, typer.Option(min=0.1, help="Lease term")] = 30.0,
@@ -87,13 +82,12 @@ def relay_run(  # noqa: PLR0917 - one parameter per option
     To in-process: each envelope goes to the local consumers (the downstream views, as
     ``orders downstream`` shows them) instead of EventBridge.
     """
-    from adapters.cli.main import settings_of  # noqa: PLC0415 - adapters.cli.main imports this module
-
-    options = settings_of(context)
+    options = runtime_of(context)
+    bus = bus or options.settings.bus_name
     publisher: Publisher
     if to is Target.EVENTBRIDGE:
         service = options.service()
-        publisher = EventBridgePublisher(boto3.client("events"), bus)
+        publisher = EventBridgePublisher(events_client(options.settings), bus)
     else:
         local = backends(context)
         service = local.service
@@ -124,9 +118,7 @@ def relay_run(  # noqa: PLR0917 - one parameter per option
 @relay_app.command("status")
 def relay_status(context: typer.Context) -> None:
     """Print the relay's position, the log head, the lag and the lease holder."""
-    from adapters.cli.main import settings_of  # noqa: PLC0415 - adapters.cli.main imports this module
-
-    status = status_of(settings_of(context).service())
+    status = status_of(runtime_of(context).service())
     table = Table(title="relay", show_header=False)
     table.add_row("position", str(status.position))
     table.add_row("log head", str(status.head))

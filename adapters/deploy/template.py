@@ -38,19 +38,17 @@ from adapters.dynamodb.table import SortKeyType, table_definition
 from adapters.eventbridge.wiring import BusWiring, Route, input_transformer
 from adapters.observability.telemetry import (
     INDEXER_LAG,
-    NAMESPACE_VARIABLE,
     RELAY_LAG,
     RELAY_STOPPED,
     MetricSpec,
 )
+from adapters.settings import Backend, Settings, WriteMode
 
 TEMPLATE_PATH = Path(__file__).resolve().parents[2] / "template.json"
 
 CONSUMER_TIMEOUT_SECONDS = 25  # under the queues' visibility timeout, as Lambda requires
 WORKER_TIMEOUT_SECONDS = 70  # a scheduled worker runs until 10 s before this, every minute
 RUNTIME = "python3.12"
-EVENTS_NAMESPACE = "orderservice_events"
-"""Where ``OrderService`` keeps its events in the table (the factory's prefix and purpose)."""
 
 # Read-only and read-write access of the store's code to a table (transactions need each
 # action they contain: Put, Update, ConditionCheck).
@@ -146,6 +144,12 @@ def _table_statements(tables: Mapping[str, tuple[str, ...]]) -> list[Json]:
     return [_statement(actions, [arn(table)]) for table, actions in tables.items()]
 
 
+def variables(**settings: Any) -> Json:
+    """A function's ``Environment.Variables``: each setting (a field of
+    :class:`~adapters.settings.Settings`) under its own variable, so no name can drift."""
+    return {Settings.variable(name): value for name, value in settings.items()}
+
+
 def _function(
     logical: str,
     handler: str,
@@ -171,15 +175,15 @@ def _function(
             "Timeout": timeout,
             "Role": arn(f"{logical}Role"),
             "Environment": {
-                "Variables": {
-                    "PERSISTENCE_MODULE": "adapters.dynamodb",
-                    "DYNAMODB_WRITE_MODE": "indexed",
-                    "DYNAMODB_TABLE_NAME": ref("EventsTable"),
-                    "ORDERS_VIEWS_TABLE": ref("ViewsTable"),
-                    NAMESPACE_VARIABLE: ref("MetricsNamespace"),
-                    "POWERTOOLS_SERVICE_NAME": sub("${ServiceName}-" + logical.lower()),
+                "Variables": variables(
+                    backend=Backend.DYNAMODB.value,
+                    write_mode=WriteMode.INDEXED.value,
+                    events_table=ref("EventsTable"),
+                    views_table=ref("ViewsTable"),
+                    metrics_namespace=ref("MetricsNamespace"),
+                    powertools_service_name=sub("${ServiceName}-" + logical.lower()),
                     **environment,
-                }
+                )
             },
         },
     }
@@ -311,12 +315,12 @@ def _consumer(route: Route) -> dict[str, Json]:
         ),
         *_table_statements(consumer.tables),
     ]
-    environment: Json = {"ORDERS_CONSUMERS": consumer.consumers}
+    environment: Json = {"consumers": consumer.consumers}
     if consumer.publishes:
         statements.append(_statement(["sns:Publish"], [ref("NotificationsTopic")]))
-        environment["ORDERS_NOTIFICATIONS_TOPIC_ARN"] = ref("NotificationsTopic")
+        environment["notifications_topic_arn"] = ref("NotificationsTopic")
     if "IdempotencyTable" in consumer.tables:
-        environment["ORDERS_IDEMPOTENCY_TABLE"] = ref("IdempotencyTable")
+        environment["idempotency_table"] = ref("IdempotencyTable")
     policy = json.loads(WIRING.queue_policy("<queue>", "<rule>"))
     resources = {
         dlq: {
@@ -433,7 +437,7 @@ def template() -> Json:
                 _statement(["dynamodb:ListStreams"], ["*"]),
                 *_table_statements({"EventsTable": WRITE}),
             ],
-            {"INDEXER_EVENTS_NAMESPACE": EVENTS_NAMESPACE},
+            {},
             timeout=WORKER_TIMEOUT_SECONDS,
         ),
         "IndexerEventSourceMapping": {
@@ -455,7 +459,7 @@ def template() -> Json:
                 *_table_statements({"EventsTable": WRITE}),
                 _statement(["events:PutEvents"], [arn("EventBus")]),
             ],
-            {"ORDERS_BUS_NAME": {"Fn::GetAtt": ["EventBus", "Name"]}},
+            {"bus_name": {"Fn::GetAtt": ["EventBus", "Name"]}},
             timeout=WORKER_TIMEOUT_SECONDS,
             reserved=1,
         ),

@@ -28,6 +28,8 @@ overrides ``DYNAMODB_TABLE_NAME`` for an application named ``OrderService``):
 ``DYNAMODB_RETRY_MODE`` (default ``standard``), ``DYNAMODB_MAX_ATTEMPTS`` (default ``5``)
     botocore's retry mode (``standard`` or ``adaptive``) and total attempts per call, for
     throttling and transient errors; the store has no retry loop of its own for them.
+``DYNAMODB_CONNECT_TIMEOUT`` (default ``2``), ``DYNAMODB_READ_TIMEOUT`` (default ``10``)
+    botocore's connect and read timeouts in seconds (never its 60 s defaults).
 ``AWS_ENDPOINT_URL_DYNAMODB`` / ``AWS_ENDPOINT_URL``, ``AWS_DEFAULT_REGION`` / ``AWS_REGION``,
 ``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``, ``AWS_SESSION_TOKEN``
     The standard variables, passed to boto3 when the application's environment has them;

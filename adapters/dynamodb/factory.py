@@ -47,6 +47,8 @@ class DynamoDBFactory(InfrastructureFactory[DynamoDBTrackingRecorder]):
     DYNAMODB_RETRY_MODE = "DYNAMODB_RETRY_MODE"
     DYNAMODB_MAX_ATTEMPTS = "DYNAMODB_MAX_ATTEMPTS"
     DYNAMODB_WRITE_MODE = "DYNAMODB_WRITE_MODE"
+    DYNAMODB_CONNECT_TIMEOUT = "DYNAMODB_CONNECT_TIMEOUT"
+    DYNAMODB_READ_TIMEOUT = "DYNAMODB_READ_TIMEOUT"
 
     def __init__(
         self, env: Environment | EnvType | None, *, client: DynamoDBClient | None = None
@@ -111,7 +113,11 @@ class DynamoDBFactory(InfrastructureFactory[DynamoDBTrackingRecorder]):
             "mode": self.env.get(self.DYNAMODB_RETRY_MODE, "standard"),
             "total_max_attempts": int(self.env.get(self.DYNAMODB_MAX_ATTEMPTS, "5")),
         }
-        return Config(retries=retries)  # type: ignore[arg-type]
+        return Config(
+            retries=retries,  # type: ignore[arg-type]
+            connect_timeout=float(self.env.get(self.DYNAMODB_CONNECT_TIMEOUT, "2")),
+            read_timeout=float(self.env.get(self.DYNAMODB_READ_TIMEOUT, "10")),
+        )
 
     @property
     def events_namespace(self) -> str:

@@ -8,14 +8,13 @@ raised, so Lambda deletes the rest and SQS retries (then dead-letters) only thos
 every record failed is reported the same way, not raised. Each failure is logged in one line
 naming the message and the problem, as the SQS worker does.
 
-:func:`handler` is the function to deploy: it builds its consumer from the environment on the
+:func:`handler` is the function to deploy: it builds its consumers from the settings on the
 first call (``adapters.bootstrap.consumers``), never at import.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable
 from functools import cache
 from typing import Any
@@ -28,16 +27,16 @@ from aws_lambda_powertools.utilities.batch import (
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
+from adapters.bootstrap.consumers import record_handler
+from adapters.bootstrap.service import metrics_of
 from adapters.consumers.dispatcher import failure_reason
 from adapters.observability.observed import observe_consumer
-from adapters.observability.telemetry import (
-    MetricsSink,
-    get_logger,
-    lambda_json_logs,
-    metrics_from_env,
-)
+from adapters.observability.telemetry import MetricsSink, get_logger, lambda_json_logs
+from adapters.settings import Settings
 
 logger = logging.getLogger(__name__)
+
+NEEDS = frozenset({"backend", "events_table", "views_table", "consumers"})
 
 LambdaHandler = Callable[[dict[str, Any], Any], PartialItemFailureResponse]
 
@@ -68,17 +67,11 @@ def batch_handler(record_handler: Callable[[str], None]) -> LambdaHandler:
 
 @cache
 def _configured() -> tuple[LambdaHandler, MetricsSink]:
-    from adapters.bootstrap.consumers import (  # noqa: PLC0415
-        CONSUMERS_VARIABLE,
-        Consumer,
-        record_handler_from_env,
-    )
-
-    lambda_json_logs()
-    metrics = metrics_from_env()
-    consumer = os.environ.get(CONSUMERS_VARIABLE, Consumer.VIEWS.value)
-    record_handler = observe_consumer(record_handler_from_env(), metrics, get_logger(), consumer)
-    return batch_handler(record_handler), metrics
+    settings = Settings.load()
+    lambda_json_logs(settings.in_lambda)
+    metrics = metrics_of(settings)
+    handle = observe_consumer(record_handler(settings), metrics, get_logger(), settings.consumers)
+    return batch_handler(handle), metrics
 
 
 def handler(event: dict[str, Any], context: Any) -> PartialItemFailureResponse:

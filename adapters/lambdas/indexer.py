@@ -6,53 +6,52 @@ newest record of the batch, in embedded metric format (see :mod:`adapters.observ
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Mapping
+from functools import cache
 from typing import Any
 
 from eventsourcing.persistence import OperationalError
 
-from adapters.dynamodb import DynamoDBFactory
+from adapters.bootstrap.indexer import configured_indexer
+from adapters.bootstrap.service import metrics_of
 from adapters.dynamodb.indexer import (
     MAX_WRITE_ATTEMPTS,
     Indexer,
     IndexerFencedError,
     written_at,
 )
-from adapters.observability.telemetry import INDEXER_LAG, lambda_json_logs, metrics_from_env
+from adapters.observability.telemetry import INDEXER_LAG, MetricsSink, lambda_json_logs
+from adapters.settings import Settings
+
+NEEDS = frozenset({"backend", "events_table", "write_mode"})
 
 
 def handler(event: Mapping[str, Any], context: object) -> dict[str, Any]:
     """Index the stream records of ``event``, then report how old the newest of them was."""
-    lambda_json_logs()
-    result = _index_records(event, context)
+    indexer, metrics = _indexer()
+    result = _index_records(indexer, event)
     written = [
         moment for record in event.get("Records", []) if (moment := written_at(record)) is not None
     ]
     if written:
-        metrics = metrics_from_env()
         metrics.gauge(INDEXER_LAG, max(0.0, time.time() - max(written)) * 1000)
         metrics.flush()
     return result
 
 
-_indexer: Indexer | None = None
+@cache
+def _indexer() -> tuple[Indexer, MetricsSink]:
+    """One indexer per Lambda container, of the configured table and namespace."""
+    settings = Settings.load()
+    lambda_json_logs(settings.in_lambda)
+    return configured_indexer(settings), metrics_of(settings)
 
 
-def _index_records(event: Mapping[str, Any], context: object) -> dict[str, Any]:
-    """The handler of a Lambda function on the table's stream (event source mapping).
-
-    Configured by the environment as the persistence module (``DYNAMODB_TABLE_NAME``,
-    ``AWS_*``) plus ``INDEXER_EVENTS_NAMESPACE`` (for example ``orderservice_events``). The
-    mapping keeps its own checkpoint per shard; the batch is indexed whole or the invocation
-    fails and is retried (records seen again are dropped by the indexed-version check).
-    """
-    global _indexer  # noqa: PLW0603 - one indexer per Lambda container, by design.
-    if _indexer is None:
-        factory = DynamoDBFactory(dict(os.environ))
-        _indexer = Indexer(factory.datastore, None, os.environ["INDEXER_EVENTS_NAMESPACE"])
-    indexer = _indexer
+def _index_records(indexer: Indexer, event: Mapping[str, Any]) -> dict[str, Any]:
+    """Index a batch of the event source mapping (which keeps its own checkpoint per shard):
+    whole, or the invocation fails and is retried (records seen again are dropped by the
+    indexed-version check)."""
     batches = [
         batch
         for record in event.get("Records", [])

@@ -1,45 +1,26 @@
 """The relay as an AWS Lambda function, run on a schedule (say every minute).
 
-Each invocation takes the lease, relays until the log is caught up or ``margin`` seconds
+Each invocation takes the lease, relays until the log is caught up or ``MARGIN_SECONDS``
 before the function's timeout, and releases the lease; an invocation that finds the lease held
-(a previous one still running) returns at once. The function's environment:
-
-``DYNAMODB_TABLE_NAME``
-    The event store table (and the store's other settings, see ``adapters.dynamodb``).
-``ORDERS_EVENT_BUS`` (default ``orders``)
-    The event bus.
-``ORDERS_RELAY_LEASE_SECONDS`` (default ``60``)
-    The lease term.
-``ORDERS_METRICS``
-    Where figures go (``adapters.observability.telemetry``; in Lambda, embedded-metric-format log
-    lines by
-    default), flushed at the end of every invocation: ``RelayStopped`` is what the alarm
-    watches.
-
-The service and clients are built on the first invocation and kept for the container's life.
+(a previous one still running) returns at once. Metrics are flushed at the end of every
+invocation: ``RelayStopped`` is what the alarm watches. The relay is built on the first
+invocation and kept for the container's life.
 """
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Mapping
 from functools import cache
 from typing import Any, Protocol
 
-import boto3
+from adapters.bootstrap.relay import eventbridge_relay
+from adapters.bootstrap.service import metrics_of
+from adapters.observability.telemetry import MetricsSink, lambda_json_logs
+from adapters.relay.outbox import Relay
+from adapters.settings import Settings
 
-from adapters.bootstrap.relay import relay_for
-from adapters.eventbridge.bus import EventBridgePublisher
-from adapters.observability.telemetry import (
-    MetricsSink,
-    RelayMetrics,
-    lambda_json_logs,
-    metrics_from_env,
-)
-from adapters.relay.outbox import Relay, RelaySettings
-from orders import OrderService
-
+NEEDS = frozenset({"backend", "events_table", "write_mode", "bus_name", "relay_lease_seconds"})
 MARGIN_SECONDS = 10.0
 """Time kept free before the function's timeout: a window in flight finishes within it."""
 
@@ -50,19 +31,10 @@ class LambdaContext(Protocol):
 
 @cache
 def _relay() -> tuple[Relay, MetricsSink]:
-    lambda_json_logs()
-    env = os.environ
-    service = OrderService(
-        env={
-            "PERSISTENCE_MODULE": "adapters.dynamodb",
-            "DYNAMODB_TABLE_NAME": env["DYNAMODB_TABLE_NAME"],
-        }
-    )
-    sink = metrics_from_env(env)
-    publisher = EventBridgePublisher(boto3.client("events"), env.get("ORDERS_EVENT_BUS", "orders"))
-    settings = RelaySettings(lease_seconds=float(env.get("ORDERS_RELAY_LEASE_SECONDS", "60")))
-    relay = relay_for(service, publisher, settings=settings, metrics=RelayMetrics(sink))
-    return relay, sink
+    settings = Settings.load()
+    lambda_json_logs(settings.in_lambda)
+    metrics = metrics_of(settings)
+    return eventbridge_relay(settings, metrics), metrics
 
 
 def handler(event: Mapping[str, Any], context: LambdaContext) -> dict[str, int]:

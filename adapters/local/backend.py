@@ -7,23 +7,13 @@ file, so relays in several processes on one data directory take turns.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from eventsourcing.sqlite import SQLiteDatastore
 
 from adapters.relay.outbox import Lease, LeaseTerm
 
-DATA_DIR_VARIABLE = "ORDERS_DATA_DIR"
 EVENTS_FILE_NAME = "events.sqlite3"
-
-
-def default_data_dir() -> Path:
-    """``$ORDERS_DATA_DIR``, else ``$XDG_DATA_HOME/eventsourced-orders`` (``~/.local/share``)."""
-    if configured := os.environ.get(DATA_DIR_VARIABLE):
-        return Path(configured)
-    data_home = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
-    return Path(data_home) / "eventsourced-orders"
 
 
 def local_env(data_dir: Path) -> dict[str, str]:

@@ -12,7 +12,7 @@ A sink buffers what it is given and sends it on :meth:`MetricsSink.flush`: :clas
 prints CloudWatch embedded-metric-format lines through Powertools' metrics (in Lambda, where
 the log line is the metric; flush at the end of each invocation), :class:`CloudWatchMetrics`
 calls ``put_metric_data`` (long-lived workers; it flushes by itself once a minute, and on
-:meth:`MetricsSink.flush`), :class:`NullMetrics` drops everything. :func:`metrics_from_env`
+:meth:`MetricsSink.flush`), :class:`NullMetrics` drops everything. :func:`metrics_sink`
 picks one. A value given with other dimensions than its metric declares is refused
 (``ValueError``), so no metric drifts from its alarms.
 
@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import os
 import sys
 import threading
 import time
@@ -49,9 +48,7 @@ if TYPE_CHECKING:
 
 _log = logging.getLogger(__name__)
 
-NAMESPACE_VARIABLE = "ORDERS_METRICS_NAMESPACE"
 DEFAULT_NAMESPACE = "EventsourcedOrders"
-METRICS_VARIABLE = "ORDERS_METRICS"
 """``emf``, ``cloudwatch`` or ``off``; unset: ``emf`` in Lambda, else ``off``."""
 SERVICE_NAME = "orders"
 
@@ -292,19 +289,13 @@ class RelayMetrics:
             self.sink.record(self.NAMES[name], value)
 
 
-def in_lambda(env: Mapping[str, str] = os.environ) -> bool:
-    return "AWS_LAMBDA_FUNCTION_NAME" in env
-
-
-def metrics_from_env(
-    env: Mapping[str, str] = os.environ,
+def metrics_sink(
+    choice: str,
+    namespace: str = DEFAULT_NAMESPACE,
     cloudwatch: Callable[[], CloudWatchClient] | None = None,
 ) -> MetricsSink:
-    """The sink ``$ORDERS_METRICS`` names (``emf``, ``cloudwatch``, ``off``; unset: ``emf``
-    in Lambda, else ``off``). ``cloudwatch`` builds the client (default: boto3's, from the
-    standard AWS variables), called only when that sink is chosen."""
-    namespace = env.get(NAMESPACE_VARIABLE) or DEFAULT_NAMESPACE
-    choice = env.get(METRICS_VARIABLE) or ("emf" if in_lambda(env) else "off")
+    """The sink ``choice`` names (``emf``, ``cloudwatch``, ``off``: the ``ORDERS_METRICS``
+    setting). ``cloudwatch`` builds the client, called only when that sink is chosen."""
     if choice == "emf":
         return EmfMetrics(namespace)
     if choice == "cloudwatch":
@@ -315,8 +306,13 @@ def metrics_from_env(
         return CloudWatchMetrics(cloudwatch(), namespace)
     if choice == "off":
         return NullMetrics()
-    msg = f"{METRICS_VARIABLE} must be emf, cloudwatch or off, not {choice!r}"
+    msg = f"ORDERS_METRICS must be emf, cloudwatch or off, not {choice!r}"
     raise ValueError(msg)
+
+
+_log_stream: list[Any] = [sys.stderr]
+"""Where :func:`get_logger` writes by default: stderr, stdout once :func:`lambda_json_logs`
+ran in Lambda (where stdout is the function's log)."""
 
 
 def get_logger(service: str = SERVICE_NAME, stream: Any = None) -> Logger:
@@ -324,22 +320,21 @@ def get_logger(service: str = SERVICE_NAME, stream: Any = None) -> Logger:
 
     Loggers of one ``service`` share their handler: the first call configures it.
     """
-    if stream is None:
-        stream = sys.stdout if in_lambda() else sys.stderr
-    return Logger(service=service, stream=stream)
+    return Logger(service=service, stream=_log_stream[0] if stream is None else stream)
 
 
 OUR_PACKAGES: Final = frozenset({"adapters", "orders", "projections", "schemas"})
 
 
 @functools.cache
-def lambda_json_logs() -> None:
+def lambda_json_logs(in_lambda: bool = True) -> None:
     """In Lambda, our packages' standard-library loggers (``adapters.relay.outbox``,
     ``adapters.dynamodb.indexer``, ...) write through :func:`get_logger`'s JSON handler, so
     every line a function of ours prints is JSON. Elsewhere it does nothing (workers and
     tests keep the standard logging set-up). Once per process: later calls do nothing."""
-    if not in_lambda():
+    if not in_lambda:
         return
+    _log_stream[0] = sys.stdout
     for package in OUR_PACKAGES:
         logging.getLogger(package)  # Registered, so Powertools finds it.
     copy_config_to_registered_loggers(source_logger=get_logger(), include=set(OUR_PACKAGES))

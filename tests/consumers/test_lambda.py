@@ -12,10 +12,11 @@ from uuid import uuid4
 import pytest
 from aws_lambda_powertools.utilities.parser.models import SqsModel
 
-from adapters.bootstrap.consumers import ConsumerConfigError, record_handler_from_env
+from adapters.bootstrap.consumers import ConsumerConfigError, record_handler
 from adapters.consumers.dispatcher import ORDER_DETAIL_TYPES, Dispatcher
 from adapters.lambdas import consumers as lambda_consumers
 from adapters.lambdas.consumers import batch_handler
+from adapters.settings import Settings
 from schemas.contract import Envelope, to_json
 from schemas.payments import payment_succeeded
 from tests.consumers.builders import demo_service, logged_envelopes
@@ -94,7 +95,7 @@ def test_a_clean_batch_reports_no_failures() -> None:
 def test_the_deployed_handler_builds_its_consumers_from_the_environment(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setenv("PERSISTENCE_MODULE", "eventsourcing.popo")
+    monkeypatch.setenv("ORDERS_BACKEND", "memory")
     monkeypatch.setenv("ORDERS_CONSUMERS", "saga")
     lambda_consumers._configured.cache_clear()
     unknown_order = to_json(payment_succeeded(uuid4(), "pay-1", Decimal("5"), "EUR"))
@@ -108,13 +109,13 @@ def test_the_deployed_handler_builds_its_consumers_from_the_environment(
 
 def test_an_unknown_consumer_is_named() -> None:
     with pytest.raises(ConsumerConfigError, match="unknown consumer"):
-        record_handler_from_env({"ORDERS_CONSUMERS": "views,bogus"})
+        record_handler(Settings.load(backend="memory", consumers="views,bogus"))
 
 
 def test_the_deployed_handler_counts_poison_messages_as_failures_in_emf(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setenv("PERSISTENCE_MODULE", "eventsourcing.popo")
+    monkeypatch.setenv("ORDERS_BACKEND", "memory")
     monkeypatch.setenv("ORDERS_CONSUMERS", "saga")
     monkeypatch.setenv("ORDERS_METRICS", "emf")
     monkeypatch.setenv("ORDERS_METRICS_NAMESPACE", "Test/Lambda")

@@ -42,6 +42,7 @@ from adapters.dynamodb.indexer import (
     verify,
 )
 from adapters.dynamodb.items import indexed_pk, key, log_head_pk
+from adapters.lambdas import indexer as lambdas_indexer
 from adapters.lambdas.indexer import handler as indexer_handler
 from orders import OrderLine, OrderService
 from tests.support.dynamodb_local import DynamoDBLocalTestCase
@@ -273,7 +274,7 @@ class TestIndexer(IndexedTestCase):
         with pytest.MonkeyPatch.context() as patch:
             for name, value in env.items():
                 patch.setenv(name, value)
-            patch.setattr("adapters.lambdas.indexer._indexer", None)
+            lambdas_indexer._indexer.cache_clear()
             result = indexer_handler({"Records": records}, None)
             again = indexer_handler({"Records": records}, None)  # A retried batch.
         self.assertEqual(result, {"indexed": 2, "batchItemFailures": []})

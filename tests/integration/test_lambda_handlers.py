@@ -7,7 +7,8 @@ from decimal import Decimal
 
 import pytest
 
-from adapters.deploy.template import EVENTS_NAMESPACE, HANDLERS
+from adapters.deploy.template import HANDLERS
+from adapters.lambdas import indexer as indexer_module
 from adapters.lambdas.indexer import handler as indexer
 from orders import OrderLine, OrderService
 from tests.support.dynamodb_local import DynamoDBLocalTestCase
@@ -26,14 +27,13 @@ class TestIndexerHandler(DynamoDBLocalTestCase):
         records = self.stream_records()
         lambda_env = {
             **env,
-            "INDEXER_EVENTS_NAMESPACE": EVENTS_NAMESPACE,
             "ORDERS_METRICS": "emf",
             "ORDERS_METRICS_NAMESPACE": "Test/Indexer",
         }
         with pytest.MonkeyPatch.context() as patch:
             for name, value in lambda_env.items():
                 patch.setenv(name, value)
-            patch.setattr("adapters.lambdas.indexer._indexer", None)
+            indexer_module._indexer.cache_clear()
             self.capsys.readouterr()
             result = indexer({"Records": records}, None)
 

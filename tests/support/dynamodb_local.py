@@ -82,6 +82,7 @@ class DynamoDBLocal:
     def env(self, table_name: str) -> dict[str, str]:
         """An ``eventsourcing`` environment selecting the DynamoDB module on ``table_name``."""
         return {
+            "ORDERS_BACKEND": "dynamodb",
             "PERSISTENCE_MODULE": "adapters.dynamodb",
             "DYNAMODB_TABLE_NAME": table_name,
             "AWS_ENDPOINT_URL_DYNAMODB": self.endpoint_url,
