@@ -49,6 +49,7 @@ TEMPLATE_PATH = Path(__file__).resolve().parents[2] / "template.json"
 CONSUMER_TIMEOUT_SECONDS = 25  # under the queues' visibility timeout, as Lambda requires
 WORKER_TIMEOUT_SECONDS = 70  # a scheduled worker runs until 10 s before this, every minute
 RUNTIME = "python3.12"
+RELAY_LEASE_SECONDS = 60  # renewed while it runs; a killed holder is replaced after this
 
 # Read-only and read-write access of the store's code to a table (transactions need each
 # action they contain: Put, Update, ConditionCheck).
@@ -459,7 +460,10 @@ def template() -> Json:
                 *_table_statements({"EventsTable": WRITE}),
                 _statement(["events:PutEvents"], [arn("EventBus")]),
             ],
-            {"bus_name": {"Fn::GetAtt": ["EventBus", "Name"]}},
+            {
+                "bus_name": {"Fn::GetAtt": ["EventBus", "Name"]},
+                "relay_lease_seconds": str(RELAY_LEASE_SECONDS),
+            },
             timeout=WORKER_TIMEOUT_SECONDS,
             reserved=1,
         ),
