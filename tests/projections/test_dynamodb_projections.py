@@ -78,7 +78,7 @@ class TestProjectionsOnDynamoDB(DynamoDBLocalTestCase):
             for name, value in self.dynamodb_env().items():
                 patch.setenv(name, value)
             patch.setenv("ORDERS_VIEWS_TABLE", self.views_table)
-            patch.setattr(projections_lambda, "_lambda_runners", [])
+            projections_lambda._runners.cache_clear()
             context = SimpleNamespace(get_remaining_time_in_millis=lambda: 60_000)
             run_demo(self.service, 10, seed=2)
             head = self.service.recorder.max_notification_id()
@@ -88,9 +88,10 @@ class TestProjectionsOnDynamoDB(DynamoDBLocalTestCase):
             assert projections_lambda.handler({}, context)["processed"] == dict.fromkeys(
                 PROJECTIONS, 0
             )
+        projections_lambda._runners.cache_clear()
 
     def test_the_workers_view_store_counts_its_calls_in_the_services_metrics_once(self) -> None:
-        store = projection_workers.dynamodb_view_store(self.service, self.table_name)
+        store = projection_workers.dynamodb_view_store(self.service, self.views_table)
         factory = self.service.factory
         assert isinstance(factory, DynamoDBFactory)
         metrics = {id(m): m for m in (factory.datastore.metrics, store.datastore.metrics)}
