@@ -295,14 +295,14 @@ def metrics_sink(
     cloudwatch: Callable[[], CloudWatchClient] | None = None,
 ) -> MetricsSink:
     """The sink ``choice`` names (``emf``, ``cloudwatch``, ``off``: the ``ORDERS_METRICS``
-    setting). ``cloudwatch`` builds the client, called only when that sink is chosen."""
+    setting). ``cloudwatch`` builds the client (the composition root's), called only when
+    that sink is chosen."""
     if choice == "emf":
         return EmfMetrics(namespace)
     if choice == "cloudwatch":
         if cloudwatch is None:
-            import boto3  # noqa: PLC0415 - only workers that chose CloudWatch need it
-
-            return CloudWatchMetrics(boto3.client("cloudwatch"), namespace)
+            msg = "the cloudwatch metrics sink needs a CloudWatch client"
+            raise ValueError(msg)
         return CloudWatchMetrics(cloudwatch(), namespace)
     if choice == "off":
         return NullMetrics()
