@@ -66,7 +66,7 @@ def dispatcher(
     routes: list[tuple[Iterable[str], Handler]] = []
     for consumer in consumers:
         if consumer is Consumer.VIEWS:
-            views = DownstreamProjection(view_store(), missing_events=store_reader(service()))
+            views = DownstreamProjection(view_store(), store_events=store_reader(service()))
             routes.append((ORDER_DETAIL_TYPES, views))
         elif consumer is Consumer.NOTIFICATIONS:
             if not topic_arn:

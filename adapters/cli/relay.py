@@ -48,7 +48,7 @@ def local_handlers(service: OrderService, store: ViewStore) -> Mapping[str, Hand
     """The consumers the in-process bus delivers to, by route: the downstream views (in
     ``store``, reading gaps from ``service``). Notifications need SNS and the saga takes
     payment events, which the order log does not hold: they run on the SQS path only."""
-    return {"views": DownstreamProjection(store, missing_events=store_reader(service))}
+    return {"views": DownstreamProjection(store, store_events=store_reader(service))}
 
 
 @bus_app.command("setup")
