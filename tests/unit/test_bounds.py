@@ -95,12 +95,13 @@ def test_the_bound_is_accepted_and_one_past_it_refused_by_name_writing_nothing(
 def test_a_refused_command_on_an_order_stores_nothing_after_its_placement() -> None:
     service = OrderService()
     order_id = service.place_order("c-1", lines(), "EUR").order_id
-    for command in (
+    commands: list[Callable[[], int]] = [
         lambda: service.confirm_payment(order_id, WIDE * (MAX_PAYMENT_ID + 1), Decimal("1.00")),
         lambda: service.cancel(order_id, WIDE * (MAX_REASON + 1)),
         lambda: service.payment_failed(order_id, "p", WIDE * (MAX_PAYMENT_FAILURE_REASON + 1)),
         lambda: service.cancel(order_id, "bad\x00reason"),
-    ):
+    ]
+    for command in commands:
         with pytest.raises(OrderRuleError):
             command()
     assert stored_events(service) == 1
