@@ -65,12 +65,20 @@ def wide(length: int, tag: str = "") -> str:
 
 def test_the_largest_order_travels_every_hop(service: OrderService) -> None:
     customer = wide(MAX_CUSTOMER_ID)
-    trace = {"correlation_id": wide(MAX_TRACE_ID), "causation_id": wide(MAX_TRACE_ID, "c")}
+    correlation, causation = wide(MAX_TRACE_ID), wide(MAX_TRACE_ID, "c")
     price = Decimal("99999999999.99")  # 100 of them: a total of 15 digits, the most there is
     lines = [OrderLine(wide(MAX_SKU, f"{n:03}"), 1, price) for n in range(MAX_LINES)]
-    order_id = service.place_order(customer, lines, "EUR", **trace).order_id
-    service.confirm_payment(order_id, wide(MAX_PAYMENT_ID), price * MAX_LINES, **trace)
-    service.cancel(order_id, wide(MAX_REASON), **trace)
+    order_id = service.place_order(
+        customer, lines, "EUR", correlation_id=correlation, causation_id=causation
+    ).order_id
+    service.confirm_payment(
+        order_id,
+        wide(MAX_PAYMENT_ID),
+        price * MAX_LINES,
+        correlation_id=correlation,
+        causation_id=causation,
+    )
+    service.cancel(order_id, wide(MAX_REASON), correlation_id=correlation, causation_id=causation)
 
     # The log holds every event whole.
     head = service.recorder.max_notification_id() or 0
@@ -120,7 +128,7 @@ def test_one_past_any_bound_is_refused_by_name_and_writes_nothing(
 ) -> None:
     rule, command = COMMANDS[field]
     order_id = service.place_order("c-1", [OrderLine("A", 1, Decimal("1.00"))], "EUR").order_id
-    with pytest.raises(OrderRuleError):
+    with pytest.raises(OrderRuleError) as refused:
         command(service, order_id, BOUNDS[field] + 1)
     assert refused.value.rule == rule
     assert service.recorder.max_notification_id() == 1
