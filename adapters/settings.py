@@ -144,6 +144,13 @@ class Settings(BaseSettings):
         description="the relay lease's term",
         json_schema_extra={"variable": "ORDERS_RELAY_LEASE_SECONDS", "secret": False},
     )
+    bus_max_bytes: int = Field(
+        256 * 1024,
+        gt=0,
+        validation_alias="ORDERS_BUS_MAX_BYTES",
+        description="EventBridge's size limit per PutEvents call and entry (1 MB since 2026-01)",
+        json_schema_extra={"variable": "ORDERS_BUS_MAX_BYTES", "secret": False},
+    )
     consumers: str = setting(
         "ORDERS_CONSUMERS", "views", "comma-separated consumers: views, notifications, saga"
     )

@@ -5,6 +5,7 @@ Importing this package registers the stable topics of ``Order`` and of every ord
 
 from orders.aggregate import Order
 from orders.audit import AuditEntry
+from orders.bounds import MAX_LINES
 from orders.errors import (
     OrderConflictError,
     OrderError,
@@ -22,7 +23,7 @@ from orders.events import (
     PaymentConfirmed,
 )
 from orders.service import HistoryEntry, OrderService, PlacedOrder
-from orders.values import MAX_LINES, OrderLine, OrderLines, OrderState, OrderStatus, Trace
+from orders.values import OrderLine, OrderLines, OrderState, OrderStatus, Trace
 
 __all__ = [
     "MAX_LINES",

@@ -8,7 +8,14 @@ Guarantees of every command method:
   the same payment again) records no event and leaves the version as it was;
 - otherwise exactly one event is recorded, carrying the command's ``Trace``.
 
-Life cycle: pending -> paid -> shipped -> completed; pending or paid -> cancelled.
+Life cycle: pending -> paid -> shipped -> completed; pending or paid -> cancelled; an order
+cancelled for a failed payment -> paid, when a payment then succeeds (the money was taken).
+
+Payments arrive unordered and more than once, so their outcome does not depend on delivery
+order: whatever the order of the same ``confirm_payment`` and ``payment_failed`` calls, the
+order ends paid if any payment succeeded (by the first one confirmed; another id is refused,
+``payment-already-confirmed``, for a refund), else cancelled by the first failure delivered.
+A failure never cancels an order whose payment was confirmed, for any payment id.
 """
 
 from __future__ import annotations
@@ -20,6 +27,13 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate
 
+from orders.bounds import (
+    MAX_CUSTOMER_ID,
+    MAX_PAYMENT_FAILURE_REASON,
+    MAX_PAYMENT_ID,
+    MAX_REASON,
+    bounded_text,
+)
 from orders.errors import OrderRuleError
 from orders.events import (
     OrderCancelled,
@@ -39,8 +53,8 @@ from orders.values import (
     OrderStatus,
     Trace,
     currency_code,
+    minor_units,
     money,
-    required_text,
 )
 
 
@@ -57,6 +71,7 @@ class Order(Aggregate):
     state: OrderState = "pending"
     payment_id: str | None = None
     cancellation_reason: str | None = None
+    failed_payment_id: str | None = None
 
     @classmethod
     def place(
@@ -70,16 +85,23 @@ class Order(Aggregate):
     ) -> Order:
         """A new pending order (``OrderPlaced``); a new id unless ``order_id`` is given.
 
-        Rules: ``customer-required``, ``known-currency`` and those of ``OrderLines``.
+        Rules: ``customer-required``, ``customer-id-length``, ``text-printable``,
+        ``known-currency``, ``currency-minor-units`` and those of ``OrderLines``.
         """
-        required_text(customer_id, rule="customer-required", name="customer_id")
-        checked_lines = OrderLines.of(lines)
+        bounded_text(
+            customer_id,
+            rule="customer-required",
+            length_rule="customer-id-length",
+            name="customer_id",
+            max_length=MAX_CUSTOMER_ID,
+        )
+        checked_lines = _in_currency(OrderLines.of(lines), currency_code(currency))
         trace = trace or Trace.of()
         return cls._create(
             OrderPlaced,
             id=order_id,
             customer_id=customer_id,
-            currency=currency_code(currency),
+            currency=currency,
             lines=checked_lines,
             total=checked_lines.total,
             correlation_id=trace.correlation_id,
@@ -97,8 +119,11 @@ class Order(Aggregate):
         return self.lines.total
 
     def change_lines(self, lines: Sequence[OrderLine], *, trace: Trace | None = None) -> None:
-        """Replace the lines of a pending order (``OrderLinesChanged``); same lines: no event."""
-        checked_lines = OrderLines.of(lines)
+        """Replace the lines of a pending order (``OrderLinesChanged``); same lines: no event.
+
+        Rules: those of ``OrderLines``, ``currency-minor-units``, ``illegal-transition``.
+        """
+        checked_lines = _in_currency(OrderLines.of(lines), self.currency)
         self._require_state({"pending"}, "change lines of")
         if checked_lines != self.lines:
             self._record(OrderLinesChanged, trace, lines=checked_lines)
@@ -108,11 +133,12 @@ class Order(Aggregate):
     ) -> None:
         """Record payment ``payment_id`` of exactly the total (``PaymentConfirmed``).
 
-        The same payment again, in any later state, is a repeat: no event. Rules:
-        ``payment-id-required``, ``decimal-money``, ``payment-equals-total``,
+        The same payment again, in any later state, is a repeat: no event. A pending order, or
+        one cancelled for a failed payment, is paid by it. Rules: ``payment-id-required``,
+        ``payment-id-length``, ``text-printable``, ``decimal-money``, ``payment-equals-total``,
         ``payment-already-confirmed`` (another payment id), ``illegal-transition``.
         """
-        required_text(payment_id, rule="payment-id-required", name="payment_id")
+        _payment_id(payment_id)
         paid = money(amount, name="amount")
         if paid != self.total:
             raise OrderRuleError(
@@ -127,8 +153,35 @@ class Order(Aggregate):
                 "payment-already-confirmed",
                 f"order {self.id} was already paid by payment {self.payment_id}",
             )
-        self._require_state({"pending"}, "confirm payment of")
+        if self.failed_payment_id is None:  # Cancelled for another reason: cannot be paid.
+            self._require_state({"pending"}, "confirm payment of")
         self._record(PaymentConfirmed, trace, payment_id=payment_id, amount=paid)
+
+    def payment_failed(self, payment_id: str, reason: str, *, trace: Trace | None = None) -> None:
+        """Payment ``payment_id`` failed for ``reason``: cancel the order if it is pending
+        (``OrderCancelled`` with ``failed_payment_id``).
+
+        An order whose payment was confirmed (by any payment id), or that is cancelled already,
+        records nothing: a failure delivered late never undoes a payment. Rules:
+        ``payment-id-required``, ``payment-id-length``, ``reason-required``,
+        ``payment-failure-reason-length``, ``text-printable``.
+        """
+        _payment_id(payment_id)
+        bounded_text(
+            reason,
+            rule="reason-required",
+            length_rule="payment-failure-reason-length",
+            name="reason",
+            max_length=MAX_PAYMENT_FAILURE_REASON,
+        )
+        if self.state != "pending":
+            return
+        self._record(
+            OrderCancelled,
+            trace,
+            reason=f"payment {payment_id} failed: {reason}",
+            failed_payment_id=payment_id,
+        )
 
     def ship(self, *, trace: Trace | None = None) -> None:
         """Ship a paid order (``OrderShipped``); already shipped: no event."""
@@ -146,9 +199,15 @@ class Order(Aggregate):
         """Cancel an order that has not shipped (``OrderCancelled``).
 
         Cancelled already for the same reason: no event; for another reason:
-        ``illegal-transition``. Rule ``reason-required``.
+        ``illegal-transition``. Rules ``reason-required``, ``reason-length``, ``text-printable``.
         """
-        required_text(reason, rule="reason-required", name="reason")
+        bounded_text(
+            reason,
+            rule="reason-required",
+            length_rule="reason-length",
+            name="reason",
+            max_length=MAX_REASON,
+        )
         if self.state == "cancelled" and self.cancellation_reason == reason:
             return
         self._require_state({"pending", "paid"}, "cancel")
@@ -183,3 +242,21 @@ class Order(Aggregate):
             causation_id=trace.causation_id,
             **fields,
         )
+
+
+def _payment_id(payment_id: str) -> str:
+    return bounded_text(
+        payment_id,
+        rule="payment-id-required",
+        length_rule="payment-id-length",
+        name="payment_id",
+        max_length=MAX_PAYMENT_ID,
+    )
+
+
+def _in_currency(lines: OrderLines, currency: str) -> OrderLines:
+    """``lines`` if every unit price (so every subtotal and the total) is a whole number of
+    ``currency``'s minor units (rule ``currency-minor-units``)."""
+    for line in lines:
+        minor_units(line.unit_price, currency, name=f"unit_price of {line.sku}")
+    return lines

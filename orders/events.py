@@ -106,7 +106,11 @@ class OrderLinesChanged(OrderEvent):
 @stable_topic("orders:PaymentConfirmed")
 @dataclass(frozen=True)
 class PaymentConfirmed(OrderEvent):
-    """Payment ``payment_id`` of ``amount`` (the order total) was received."""
+    """Payment ``payment_id`` of ``amount`` (the order total) was received.
+
+    It also follows an ``OrderCancelled`` for a failed payment: the money was taken, so the
+    order is paid and no longer cancelled.
+    """
 
     resulting_state: ClassVar[OrderState] = "paid"
     payment_id: str
@@ -115,6 +119,8 @@ class PaymentConfirmed(OrderEvent):
     def apply(self, aggregate: Order) -> None:
         super().apply(aggregate)
         aggregate.payment_id = self.payment_id
+        aggregate.cancellation_reason = None
+        aggregate.failed_payment_id = None
 
 
 @stable_topic("orders:OrderShipped")
@@ -136,14 +142,26 @@ class OrderCompleted(OrderEvent):
 @stable_topic("orders:OrderCancelled")
 @dataclass(frozen=True)
 class OrderCancelled(OrderEvent):
-    """An order that had not shipped was cancelled for ``reason``."""
+    """An order that had not shipped was cancelled for ``reason``.
 
+    ``failed_payment_id`` names the payment whose failure cancelled a pending order (``None``
+    for any other cancellation). ``class_version`` 2 added it; version 1 events had none.
+    """
+
+    class_version: ClassVar[int] = 2
     resulting_state: ClassVar[OrderState] = "cancelled"
     reason: str
+    failed_payment_id: str | None = None
+
+    @staticmethod
+    def upcast_v1_v2(state: dict[str, Any]) -> None:
+        """Version 1 did not record ``failed_payment_id``: it was no payment's failure."""
+        state["failed_payment_id"] = None
 
     def apply(self, aggregate: Order) -> None:
         super().apply(aggregate)
         aggregate.cancellation_reason = self.reason
+        aggregate.failed_payment_id = self.failed_payment_id
 
 
 ORDER_EVENT_TYPES: tuple[type[OrderEvent], ...] = (

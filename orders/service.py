@@ -202,6 +202,21 @@ class OrderService(Application[UUID]):
             order_id, lambda order: order.confirm_payment(payment_id, amount, trace=trace)
         )
 
+    def payment_failed(
+        self,
+        order_id: UUID,
+        payment_id: str,
+        reason: str,
+        *,
+        correlation_id: str | None = None,
+        causation_id: str | None = None,
+    ) -> int:
+        """Record that a payment failed (cancels a pending order); see ``Order.payment_failed``."""
+        trace = Trace.of(correlation_id, causation_id)
+        return self._run(
+            order_id, lambda order: order.payment_failed(payment_id, reason, trace=trace)
+        )
+
     def ship(
         self,
         order_id: UUID,

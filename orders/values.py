@@ -12,10 +12,10 @@ from decimal import Decimal
 from typing import Final, Literal
 from uuid import uuid4
 
-from orders.errors import OrderRuleError
+from babel.numbers import get_currency_precision
 
-MAX_LINES: Final = 100
-"""The most lines one order may have."""
+from orders.bounds import MAX_LINES, MAX_SKU, MAX_TRACE_ID, bounded_text
+from orders.errors import OrderRuleError
 
 MAX_DIGITS: Final = 15
 """The most digits (integer digits plus decimal places) of an amount or a quantity.
@@ -105,18 +105,25 @@ def currency_code(value: object) -> str:
     return value
 
 
-def required_text(value: object, *, rule: str, name: str) -> str:
-    """``value`` if it is a string with a non-blank character (else ``rule`` is broken)."""
-    if not isinstance(value, str) or not value.strip():
-        raise OrderRuleError(rule, f"{name} must be a non-empty string, not {value!r}")
-    return value
+def minor_units(amount: Decimal, currency: str, *, name: str) -> Decimal:
+    """``amount`` if it is a whole number of ``currency``'s minor units (rule
+    ``currency-minor-units``): at most 2 decimal places in EUR, none in JPY, 3 in BHD, as
+    Babel's copy of the CLDR currency table says (``babel.numbers.get_currency_precision``)."""
+    places = get_currency_precision(currency)
+    if amount != amount.quantize(Decimal(1).scaleb(-places)):
+        raise OrderRuleError(
+            "currency-minor-units",
+            f"{name} {amount} {currency} has more than the currency's {places} decimal places",
+        )
+    return amount
 
 
 @dataclass(frozen=True, slots=True)
 class OrderLine:
     """One line of an order: ``quantity`` (a positive ``int``) of ``sku`` at ``unit_price``.
 
-    Rules: ``sku-required``, ``positive-quantity`` (at most ``MAX_DIGITS`` digits too),
+    Rules: ``sku-required``, ``sku-length`` (at most ``MAX_SKU`` characters),
+    ``text-printable``, ``positive-quantity`` (at most ``MAX_DIGITS`` digits too),
     ``decimal-money``, ``non-negative-money``, ``money-digits``.
     """
 
@@ -125,7 +132,9 @@ class OrderLine:
     unit_price: Decimal
 
     def __post_init__(self) -> None:
-        required_text(self.sku, rule="sku-required", name="sku")
+        bounded_text(
+            self.sku, rule="sku-required", length_rule="sku-length", name="sku", max_length=MAX_SKU
+        )
         if isinstance(self.quantity, bool) or not isinstance(self.quantity, int):
             raise OrderRuleError(
                 "positive-quantity",
@@ -227,5 +236,18 @@ class Trace:
 
     @classmethod
     def of(cls, correlation_id: str | None = None, causation_id: str | None = None) -> Trace:
-        """A trace with the given ids, generating a fresh correlation id when none is given."""
+        """A trace with the given ids, generating a fresh correlation id when none is given.
+
+        Rules: ``trace-id-required``, ``trace-id-length`` (at most ``MAX_TRACE_ID`` characters),
+        ``text-printable``.
+        """
+        for name, value in (("correlation_id", correlation_id), ("causation_id", causation_id)):
+            if value:
+                bounded_text(
+                    value,
+                    rule="trace-id-required",
+                    length_rule="trace-id-length",
+                    name=name,
+                    max_length=MAX_TRACE_ID,
+                )
         return cls(correlation_id or str(uuid4()), causation_id)

@@ -3,16 +3,19 @@
 :class:`DownstreamProjection` is a handler (a function of one validated order envelope). It keeps,
 per order, a *tracker* row: the facts the views need (:class:`OrderFacts`) and, as the row's
 version, the last stream version applied. An envelope at or below it is a duplicate and is
-skipped. One more than it is applied. Further ahead is a gap: the missing events are read from the
-event store when a ``missing_events`` reader is given, else :class:`GapError` fails the message for
-a later retry (by then the missing ones have usually arrived). Nothing is ever applied blindly.
+skipped. One more than it is applied. Further ahead is a gap: :class:`GapError` fails the message
+for a later retry (by then the missing ones have usually arrived), unless the store is read.
 
-Applying moves an order from its old facts to its new ones; every view says which rows an order
-*owns* and what it *contributes* to shared counters, and the difference (deletes, puts, exact
-``Add`` deltas) is committed in one atomic :meth:`ViewStore.commit` together with the tracker,
-conditioned on the tracker's version. So a counter counts each order once whatever the delivery
-does; a concurrent worker that applied the same order first makes the commit fail, and the
-envelope is decided again from the new tracker.
+Nothing unverified changes a view. The contract admits order envelopes only from
+``order-service``. Given a ``store_events`` reader (:func:`store_reader`), every envelope is
+checked against the event the store holds at its stream version before anything is written, and
+what is applied is the store's own events (a gap's too): an order the store does not hold (a
+ghost), a version it does not hold (a forged next version), another event id at that version (a
+forged id) or other content under the same id (a changed payload, also for a duplicate, which is
+logged as an error) raises :class:`ForgedEnvelopeError` naming which, and nothing is written.
+Without a reader, the source, the contract and the version order are all that is checked: a
+forged envelope that is the next version of its order is applied as if it were true, and a
+changed duplicate is skipped as a duplicate without being noticed.
 
 The views (each a generation-named view of the store, queried by :class:`DownstreamQueries`):
 
@@ -53,8 +56,18 @@ ORDERS_BY_STATUS = "downstream_orders_by_status@1"
 PAID = frozenset({"processing", "completed"})
 
 RowKey = tuple[str, str, str]
-MissingEvents = Callable[[UUID, int, int], Sequence[Envelope]]
-"""``(order_id, first, last)`` -> the envelopes of stream versions ``first..last``, in order."""
+StoreEvents = Callable[[UUID, int, int], Sequence[Envelope]]
+"""``(order_id, first, last)`` -> the envelopes of the stored events of versions ``first..last``,
+in order (fewer, or none, where the store holds fewer)."""
+
+
+class ForgedEnvelopeError(ValueError):
+    """An envelope that disagrees with the event store; no retry can make it true. ``reason``
+    says how (ghost order, forged version, forged id, changed payload); nothing was written."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 class GapError(RuntimeError):
@@ -173,19 +186,20 @@ def changes_between(old: OrderFacts | None, new: OrderFacts) -> list[Change]:
 class DownstreamProjection:
     """The handler that keeps the downstream views; see the module docstring.
 
-    ``missing_events`` reads a gap's events from the store (see :func:`store_reader`); without
-    it a gap raises :class:`GapError`. ``attempts`` bounds the re-decisions after losing a race
-    with a concurrent worker on the same order.
+    ``store_events`` reads an order's events from the event store (see :func:`store_reader`):
+    given, every envelope is verified against it and a gap is filled from it; without it a gap
+    raises :class:`GapError`. ``attempts`` bounds the re-decisions after losing a race with a
+    concurrent worker on the same order.
     """
 
     def __init__(
         self,
         store: ViewStore,
-        missing_events: MissingEvents | None = None,
+        store_events: StoreEvents | None = None,
         attempts: int = 5,
     ) -> None:
         self.store = store
-        self.missing_events = missing_events
+        self.store_events = store_events
         self.attempts = attempts
 
     def __call__(self, envelope: Envelope) -> None:
@@ -204,10 +218,15 @@ class DownstreamProjection:
         received = envelope.detail.stream_version
         tracker = self.store.get(TRACKER_VIEW, str(order_id), "")
         applied = tracker.version if tracker else 0
-        if received <= applied:
+        if self.store_events is not None:
+            pending = self._verified(envelope, applied)
+        elif received > applied:
+            pending = [*self._gap(order_id, applied, received), envelope]
+        else:
+            pending = []
+        if not pending:
             logger.debug("order %s version %s: duplicate, skipped", order_id, received)
             return
-        pending = [*self._gap(order_id, applied, received), envelope]
         old = _facts(tracker.data) if tracker else None
         new = old
         for event in pending:
@@ -223,23 +242,67 @@ class DownstreamProjection:
         self.store.commit(changes)
 
     def _gap(self, order_id: UUID, applied: int, received: int) -> Sequence[Envelope]:
-        if received == applied + 1:
+        if received != applied + 1:
+            raise GapError(order_id, applied, received)
+        return ()
+
+    def _verified(self, envelope: Envelope, applied: int) -> Sequence[Envelope]:
+        """The stored events to apply for ``envelope`` (none for a true duplicate), once it
+        agrees with the store; else :class:`ForgedEnvelopeError`."""
+        assert self.store_events is not None
+        order_id, received = envelope.detail.order_id, envelope.detail.stream_version
+        first = applied + 1 if received > applied else received
+        stored = self.store_events(order_id, first, received)
+        truth = stored[-1] if stored else None
+        if truth is None or truth.detail.stream_version != received:
+            if applied == 0 and not stored:  # Versions 1..received: the order has none.
+                msg = (
+                    f"ghost order: the event store holds no order {order_id} (event {envelope.id})"
+                )
+                raise ForgedEnvelopeError(msg)
+            msg = (
+                f"forged version: the event store holds no version {received} of order "
+                f"{order_id} (event {envelope.id})"
+            )
+            raise ForgedEnvelopeError(msg)
+        if truth.id != envelope.id:
+            msg = (
+                f"forged id: event {envelope.id} is not the stored event {truth.id} at version "
+                f"{received} of order {order_id}"
+            )
+            raise ForgedEnvelopeError(msg)
+        if truth != envelope:
+            msg = (
+                f"changed payload: event {envelope.id} (version {received} of order {order_id}) "
+                f"differs from the stored event in {', '.join(_differences(truth, envelope))}"
+            )
+            if received <= applied:
+                logger.error("duplicate with other content, not applied: %s", msg)
+            raise ForgedEnvelopeError(msg)
+        if received <= applied:
             return ()
-        if self.missing_events is None:
+        versions = [event.detail.stream_version for event in stored]
+        if versions != list(range(applied + 1, received + 1)):
             raise GapError(order_id, applied, received)
-        missing = self.missing_events(order_id, applied + 1, received - 1)
-        versions = [envelope.detail.stream_version for envelope in missing]
-        if versions != list(range(applied + 1, received)):
-            raise GapError(order_id, applied, received)
-        return missing
+        return stored
+
+
+def _differences(truth: Envelope, received: Envelope) -> list[str]:
+    """The fields (``detail.<name>`` for the detail's) in which ``received`` differs."""
+    expected = truth.model_dump()
+    got = received.model_dump()
+    fields = [name for name in expected if name != "detail" and expected[name] != got.get(name)]
+    detail, other = expected["detail"], got["detail"]
+    fields += [f"detail.{name}" for name in detail if detail[name] != other.get(name)]
+    return fields or ["its type"]
 
 
 def _facts(data: Mapping[str, Any]) -> OrderFacts:
     return OrderFacts(**data)
 
 
-def store_reader(service: OrderService) -> MissingEvents:
-    """A ``missing_events`` reader of the order's stream in ``service``'s event store."""
+def store_reader(service: OrderService) -> StoreEvents:
+    """A ``store_events`` reader of the order's stream in ``service``'s event store."""
 
     def read(order_id: UUID, first: int, last: int) -> list[Envelope]:
         events = service.events.get(order_id, gt=first - 1, lte=last)

@@ -37,12 +37,19 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
-from orders.values import MAX_DIGITS, MAX_LINES, money
+from orders.bounds import (
+    MAX_CUSTOMER_ID,
+    MAX_LINES,
+    MAX_PAYMENT_ID,
+    MAX_REASON,
+    MAX_SKU,
+    MAX_TRACE_ID,
+)
+from orders.values import MAX_DIGITS, money
 
 ENVELOPE_VERSION: Final = "1.0"
 
 Status = Literal["pending", "processing", "completed", "cancelled"]
-Source = Literal["order-service", "payment-service"]
 
 
 def _money_from_wire(value: Any, info: ValidationInfo) -> Decimal:
@@ -85,7 +92,7 @@ class _Model(BaseModel):
 class Line(_Model):
     """One order line: ``quantity`` of ``sku`` at ``unitPrice`` each."""
 
-    sku: str = Field(min_length=1)
+    sku: str = Field(min_length=1, max_length=MAX_SKU)
     quantity: int = Field(gt=0, strict=True)
     unit_price: Money
 
@@ -94,13 +101,13 @@ class OrderDetail(_Model):
     """What the ``detail`` of every order event holds: the order as the event left it."""
 
     order_id: UUID
-    customer_id: str = Field(min_length=1)
+    customer_id: str = Field(min_length=1, max_length=MAX_CUSTOMER_ID)
     status: Status
     amount: Money = Field(description="The order total after the event.")
     currency: str = Field(pattern=r"^[A-Z]{3}$", description="ISO 4217 code of ``amount``.")
     stream_version: int = Field(ge=1, description="The event's version in the order's stream.")
-    correlation_id: str = Field(min_length=1)
-    causation_id: str | None
+    correlation_id: str = Field(min_length=1, max_length=MAX_TRACE_ID)
+    causation_id: str | None = Field(max_length=MAX_TRACE_ID)
 
 
 class OrderPlacedDetail(OrderDetail):
@@ -112,11 +119,11 @@ class OrderLinesChangedDetail(OrderDetail):
 
 
 class PaymentConfirmedDetail(OrderDetail):
-    payment_id: str = Field(min_length=1)
+    payment_id: str = Field(min_length=1, max_length=MAX_PAYMENT_ID)
 
 
 class OrderCancelledDetail(OrderDetail):
-    reason: str = Field(min_length=1)
+    reason: str = Field(min_length=1, max_length=MAX_REASON)
 
 
 class EnvelopeBase(_Model):
@@ -131,36 +138,43 @@ class EnvelopeBase(_Model):
 
     version: Literal["1.0"]
     id: UUID = Field(description="The event id; consumers deduplicate on it.")
-    source: Source
     time: AwareDatetime = Field(description="When the event was recorded (UTC).")
 
 
-class OrderPlacedEnvelope(EnvelopeBase):
+class _OrderEnvelope(EnvelopeBase):
+    """An order event's envelope: it comes only from the order service."""
+
+    source: Literal["order-service"] = Field(
+        description="Order events come only from the order service."
+    )
+
+
+class OrderPlacedEnvelope(_OrderEnvelope):
     detail_type: Literal["OrderPlaced"] = Field(alias="detail-type")
     detail: OrderPlacedDetail
 
 
-class OrderLinesChangedEnvelope(EnvelopeBase):
+class OrderLinesChangedEnvelope(_OrderEnvelope):
     detail_type: Literal["OrderLinesChanged"] = Field(alias="detail-type")
     detail: OrderLinesChangedDetail
 
 
-class PaymentConfirmedEnvelope(EnvelopeBase):
+class PaymentConfirmedEnvelope(_OrderEnvelope):
     detail_type: Literal["PaymentConfirmed"] = Field(alias="detail-type")
     detail: PaymentConfirmedDetail
 
 
-class OrderShippedEnvelope(EnvelopeBase):
+class OrderShippedEnvelope(_OrderEnvelope):
     detail_type: Literal["OrderShipped"] = Field(alias="detail-type")
     detail: OrderDetail
 
 
-class OrderCompletedEnvelope(EnvelopeBase):
+class OrderCompletedEnvelope(_OrderEnvelope):
     detail_type: Literal["OrderCompleted"] = Field(alias="detail-type")
     detail: OrderDetail
 
 
-class OrderCancelledEnvelope(EnvelopeBase):
+class OrderCancelledEnvelope(_OrderEnvelope):
     detail_type: Literal["OrderCancelled"] = Field(alias="detail-type")
     detail: OrderCancelledDetail
 

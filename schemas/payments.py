@@ -15,6 +15,7 @@ from uuid import UUID, uuid4
 
 from pydantic import Field, TypeAdapter
 
+from orders.bounds import MAX_PAYMENT_FAILURE_REASON, MAX_PAYMENT_ID, MAX_TRACE_ID
 from schemas.contract import ENVELOPE_VERSION, EnvelopeBase, Money, _Model
 
 PAYMENT_SOURCE = "payment-service"
@@ -24,14 +25,18 @@ class PaymentDetail(_Model):
     """What the ``detail`` of every payment event holds."""
 
     order_id: UUID
-    payment_id: str = Field(min_length=1)
+    payment_id: str = Field(min_length=1, max_length=MAX_PAYMENT_ID)
     amount: Money = Field(description="The amount charged, in ``currency``.")
     currency: str = Field(pattern=r"^[A-Z]{3}$", description="ISO 4217 code of ``amount``.")
-    correlation_id: str | None = None
+    correlation_id: str | None = Field(default=None, max_length=MAX_TRACE_ID)
 
 
 class PaymentFailedDetail(PaymentDetail):
-    reason: str = Field(min_length=1, description="Why the payment was refused.")
+    reason: str = Field(
+        min_length=1,
+        max_length=MAX_PAYMENT_FAILURE_REASON,
+        description="Why the payment was refused.",
+    )
 
 
 class PaymentSucceededEnvelope(EnvelopeBase):

@@ -54,7 +54,7 @@ def dispatcher(
     routes: list[tuple[Iterable[str], Handler]] = []
     for consumer in consumers:
         if consumer is Consumer.VIEWS:
-            views = DownstreamProjection(view_store(), missing_events=store_reader(service()))
+            views = DownstreamProjection(view_store(), store_events=store_reader(service()))
             routes.append((ORDER_DETAIL_TYPES, views))
         elif consumer is Consumer.NOTIFICATIONS:
             topic_arn = settings.notifications_topic_arn
@@ -107,4 +107,4 @@ def local_handlers(service: OrderService, store: ViewStore) -> Mapping[str, Hand
     """The consumers the in-process bus delivers to, by route: the downstream views (in
     ``store``, reading gaps from ``service``). Notifications need SNS and the saga takes
     payment events, which the order log does not hold: they run on the SQS path only."""
-    return {"views": DownstreamProjection(store, missing_events=store_reader(service))}
+    return {"views": DownstreamProjection(store, store_events=store_reader(service))}

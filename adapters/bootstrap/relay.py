@@ -63,7 +63,9 @@ def eventbridge_relay(
 ) -> Relay:
     """The relay of the configured service's log to the configured bus, through an
     EventBridge client whose read timeout fits the lease (see ``adapters.bootstrap.clients``)."""
-    publisher = EventBridgePublisher(events_client(settings), settings.bus_name)
+    publisher = EventBridgePublisher(
+        events_client(settings), settings.bus_name, max_bytes=settings.bus_max_bytes
+    )
     return relay_for(
         service or order_service(settings),
         publisher,

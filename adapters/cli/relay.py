@@ -87,11 +87,15 @@ def relay_run(  # noqa: PLR0917 - one parameter per option
     publisher: Publisher
     if to is Target.EVENTBRIDGE:
         service = options.service()
-        publisher = EventBridgePublisher(events_client(options.settings), bus)
+        publisher = EventBridgePublisher(
+            events_client(options.settings), bus, max_bytes=options.settings.bus_max_bytes
+        )
     else:
         local = backends(context)
         service = local.service
-        publisher = InProcessBus(local_handlers(service, local.store))
+        publisher = InProcessBus(
+            local_handlers(service, local.store), max_bytes=options.settings.bus_max_bytes
+        )
     settings = RelaySettings(window=window, lease_seconds=lease_seconds, poll_seconds=poll_seconds)
     relay = relay_for(service, publisher, settings=settings, metrics=RelayMetrics(options.metrics))
 

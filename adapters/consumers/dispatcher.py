@@ -6,10 +6,12 @@ fails the message, which the transport retries and, after its receives run out, 
 batch handler, the local in-process bus): it parses a body with :func:`parse_envelope` and calls
 the handlers routed to its ``detail-type``, in the order given.
 
-A body that can never be handled as it is (not JSON, schema-invalid, a ``detail-type`` the
-contract does not know) raises :class:`PoisonMessageError` naming the problem; a handler's own
-error propagates unchanged. A valid envelope with no handler routed to it is acknowledged and
-ignored (the queue's rule sent more than this consumer needs).
+A body that can never be handled as it is (not JSON, nested too deep to parse, schema-invalid, a
+``detail-type`` the contract does not know) raises :class:`PoisonMessageError` naming the
+problem, and so does an envelope a handler found forged
+(``projections.downstream.ForgedEnvelopeError``); a handler's other errors propagate unchanged.
+A valid envelope with no handler routed to it is acknowledged and ignored (the queue's rule sent
+more than this consumer needs).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from projections.downstream import ForgedEnvelopeError
 from schemas.contract import ENVELOPE, ENVELOPE_TYPES, Envelope, EnvelopeBase
 from schemas.payments import PAYMENT_ENVELOPE, PAYMENT_ENVELOPE_TYPES, PaymentEnvelope
 
@@ -62,6 +65,9 @@ def parse_envelope(body: str | bytes) -> AnyEnvelope:
     except ValueError as error:
         msg = f"body is not JSON: {error}"
         raise PoisonMessageError(msg) from None
+    except RecursionError:
+        msg = "body is nested too deep to parse"
+        raise PoisonMessageError(msg) from None
     if not isinstance(document, dict):
         msg = f"body is a JSON {type(document).__name__}, not an envelope object"
         raise PoisonMessageError(msg)
@@ -77,6 +83,9 @@ def parse_envelope(body: str | bytes) -> AnyEnvelope:
         return PAYMENT_ENVELOPE.validate_python(document)
     except ValidationError as error:
         raise PoisonMessageError(f"{detail_type} envelope {_summary(error)}") from None
+    except RecursionError:
+        msg = f"{detail_type} envelope is nested too deep to validate"
+        raise PoisonMessageError(msg) from None
 
 
 def failure_reason(error: Exception) -> str:
@@ -113,6 +122,10 @@ class Dispatcher:
         self.handle(parse_envelope(body))
 
     def handle(self, envelope: AnyEnvelope) -> None:
-        """Call every handler routed to the envelope's detail-type, in order."""
+        """Call every handler routed to the envelope's detail-type, in order; a forged
+        envelope raises :class:`PoisonMessageError` with the handler's reason."""
         for handler in self.routes.get(envelope.detail_type, ()):
-            handler(envelope)
+            try:
+                handler(envelope)
+            except ForgedEnvelopeError as error:
+                raise PoisonMessageError(f"forged envelope: {error.reason}") from error

@@ -1,11 +1,14 @@
 """The payment saga: payment-service events in, ``OrderService`` commands out.
 
-``PaymentSucceeded`` confirms the payment on the order; ``PaymentFailed`` cancels the order. Each
-command carries the payment event's id as causation id (and its correlation id, or else the event
-id, as correlation id). Redelivery is harmless: the order records the same payment, or the same
-cancellation, only once (a repeat is no event). What can never succeed raises and so ends in the
-dead-letter queue with the error as reason: an unknown order (``OrderNotFoundError``), a wrong
-amount (``OrderRuleError`` ``payment-equals-total``), a currency other than the order's
+``PaymentSucceeded`` confirms the payment on the order; ``PaymentFailed`` cancels a pending order.
+The rules that make the outcome independent of delivery order are the aggregate's
+(``Order.confirm_payment``, ``Order.payment_failed``): a failure never cancels an order whose
+payment was confirmed, and a success pays an order a failure cancelled. Each command carries the
+payment event's id as causation id (and its correlation id, or else the event id, as correlation
+id). Redelivery is harmless: a repeat records nothing. What can never succeed raises and so ends
+in the dead-letter queue with the error as reason: an unknown order (``OrderNotFoundError``), a
+wrong amount (``OrderRuleError`` ``payment-equals-total``), a second payment of a paid order
+(``payment-already-confirmed``: refund it), a currency other than the order's
 (:class:`PaymentMismatchError`), a payment for an order in a state that cannot take it.
 """
 
@@ -41,5 +44,6 @@ class PaymentSaga:
         if isinstance(envelope, PaymentSucceededEnvelope):
             self.service.confirm_payment(detail.order_id, detail.payment_id, detail.amount, **trace)
         elif isinstance(envelope, PaymentFailedEnvelope):
-            reason = f"payment {detail.payment_id} failed: {envelope.detail.reason}"
-            self.service.cancel(detail.order_id, reason, **trace)
+            self.service.payment_failed(
+                detail.order_id, detail.payment_id, envelope.detail.reason, **trace
+            )

@@ -25,6 +25,9 @@ A commit is one ``TransactWriteItems`` (each change one action, the position one
 changes at most), or one ``PutItem``/``UpdateItem`` when it has one action. Conditions: a row's
 ``expected_version`` (0: no row or a row of version 0) and the position's expected value, both
 checked by DynamoDB; on failure the cancellation reasons (items as they were) name what failed.
+An item DynamoDB refuses as invalid (``ValidationException``, or a transaction cancelled with a
+``ValidationError`` reason: a key over 2,048 bytes, say) is a data error, ``ViewLimitError``,
+never a row conflict: retrying cannot help.
 ``drop`` is the one ``Scan``: maintenance after a rebuild, never behind a query.
 """
 
@@ -34,13 +37,14 @@ from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
+from eventsourcing.persistence import DataError
+
 from adapters.dynamodb.datastore import (
     ConditionFailed,
     DynamoDBDatastore,
     Item,
     TransactionCancelled,
 )
-from adapters.dynamodb.table import DynamoDBLimitError
 from projections.codec import dumps, loads, loads_data
 from projections.memory import check_commit, row_id
 from projections.ports import (
@@ -109,8 +113,8 @@ class DynamoDBViewStore(ViewStore):
                 self._write_one(actions[0], what)
             else:
                 self.datastore.transact_write(actions, what)
-        except DynamoDBLimitError as error:
-            raise ViewLimitError(str(error)) from None
+        except DataError as error:  # DynamoDBLimitError, or DynamoDB's ValidationException
+            raise ViewLimitError(f"{what}: {error}") from None
         except ConditionFailed as failed:
             raise self._conflict(changes, advance, 0, failed.item, known=True) from None
         except TransactionCancelled as cancelled:
@@ -130,10 +134,20 @@ class DynamoDBViewStore(ViewStore):
         changes: Sequence[Change],
         advance: Advance | None,
         reasons: Sequence[Mapping[str, Any]],
-    ) -> RowConflictError | PositionConflictError:
-        """The error for a cancelled transaction: the first failed condition, else (a race
-        lost to another transaction) the position, whose holder moved on."""
+    ) -> RowConflictError | PositionConflictError | ViewLimitError:
+        """The error for a cancelled transaction: an invalid item, else the first failed
+        condition, else (a race lost to another transaction) the position, whose holder moved
+        on."""
         codes = [reason.get("Code") for reason in reasons]
+        if "ValidationError" in codes:
+            index = codes.index("ValidationError")
+            view, partition, key = (
+                row_id(changes[index]) if index < len(changes) else ("position", "", "")
+            )
+            return ViewLimitError(
+                f"view {view} row {partition[:80]}/{key[:80]}: DynamoDB refused it: "
+                f"{reasons[index].get('Message', '')}"
+            )
         if "ConditionalCheckFailed" in codes:
             index = codes.index("ConditionalCheckFailed")
             return self._conflict(changes, advance, index, reasons[index].get("Item"), known=True)

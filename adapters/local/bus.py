@@ -38,12 +38,19 @@ class DeadLetter:
 
 
 class InProcessBus(Publisher):
-    """Delivers envelopes to ``handlers`` (by route name) as ``wiring`` routes them."""
+    """Delivers envelopes to ``handlers`` (by route name) as ``wiring`` routes them, in calls
+    of at most ``max_bytes`` as EventBridge takes them."""
 
     max_entries = MAX_ENTRIES
-    max_bytes = MAX_BYTES
 
-    def __init__(self, handlers: Mapping[str, Handler], wiring: BusWiring | None = None) -> None:
+    def __init__(
+        self,
+        handlers: Mapping[str, Handler],
+        wiring: BusWiring | None = None,
+        *,
+        max_bytes: int = MAX_BYTES,
+    ) -> None:
+        self.max_bytes = max_bytes
         self.wiring = wiring or BusWiring()
         for name in handlers:
             self.wiring.route(name)  # a handler for no route is a mistake: say so now

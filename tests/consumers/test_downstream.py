@@ -90,7 +90,7 @@ def test_a_gap_is_filled_from_the_event_store_without_any_retry(
 ) -> None:
     deliveries = list(reversed(envelopes)) + envelopes
     store = InMemoryViewStore()
-    projection = DownstreamProjection(store, missing_events=store_reader(service))
+    projection = DownstreamProjection(store, store_events=store_reader(service))
     for envelope in deliveries:
         projection(envelope)
     assert view_contents(store, envelopes) == view_contents(replayed(envelopes), envelopes)

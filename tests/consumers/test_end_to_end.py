@@ -35,7 +35,7 @@ def views_through_the_bus(tmp_path: Path, order_count: int) -> None:
     sqs = bus.server.client("sqs")
     url = bus.resources.queue_urls["views"]
     store = SQLiteViewStore(tmp_path / "views.sqlite3")
-    projection = DownstreamProjection(store, missing_events=store_reader(service))
+    projection = DownstreamProjection(store, store_events=store_reader(service))
     consumer = SqsConsumer(
         sqs, url, Dispatcher([(ORDER_DETAIL_TYPES, projection)]), wait_seconds=0, retry_delay=0
     )

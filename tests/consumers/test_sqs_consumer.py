@@ -46,7 +46,7 @@ def test_views_from_every_message_twice_and_shuffled_equal_the_replay(moto: Moto
     send_bodies(sqs, url, bodies)
 
     store = InMemoryViewStore()
-    projection = DownstreamProjection(store, missing_events=store_reader(service))
+    projection = DownstreamProjection(store, store_events=store_reader(service))
     dispatcher = Dispatcher([(ORDER_DETAIL_TYPES, projection)])
     drain(SqsConsumer(sqs, url, dispatcher, wait_seconds=0, retry_delay=0), sqs, url)
 

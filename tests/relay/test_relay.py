@@ -12,7 +12,7 @@ import pytest
 from eventsourcing.persistence import StoredEvent
 
 from adapters.bootstrap.relay import relay_for
-from adapters.eventbridge.bus import entry_size
+from adapters.eventbridge.bus import MAX_BYTES, entry_size
 from adapters.eventbridge.wiring import BusWiring, Route
 from adapters.local.bus import InProcessBus
 from adapters.observability.telemetry import NullMetrics, RelayMetrics
@@ -39,8 +39,9 @@ class ScriptedBus(InProcessBus):
         refuse: Callable[[Entry, int], Rejection | None] = lambda entry, attempt: None,
         handlers: Mapping[str, Callable[[Envelope], None]] | None = None,
         wiring: BusWiring | None = None,
+        max_bytes: int = MAX_BYTES,
     ) -> None:
-        super().__init__(handlers or {}, wiring)
+        super().__init__(handlers or {}, wiring, max_bytes=max_bytes)
         self.refuse = refuse
         self.calls: list[list[Entry]] = []
         self.refused: list[list[Entry]] = []
@@ -165,15 +166,17 @@ def test_an_event_that_cannot_be_mapped_stops_the_relay_naming_it(service: Order
 def test_an_event_over_the_size_limit_stops_the_relay_naming_its_size(
     service: OrderService,
 ) -> None:
-    """Given an order whose event is over 256 KB as EventBridge counts it When the relay runs
-    Then it stops before it, naming the size, with the position before it."""
+    """Given a bus whose limit (``max_bytes``, a setting) is below an order's event as
+    EventBridge counts it When the relay runs Then it stops before it, naming the size, with
+    the position before it. (The domain's bounds keep every order under today's 256 KB:
+    ``tests/integration/test_largest_order.py``.)"""
     place(service, 1)
-    lines = [OrderLine(f"SKU-{n}-" + "x" * 2000, 1, Decimal(1)) for n in range(70)]
+    lines = [OrderLine(f"SKU-{n}-" + "x" * 120, 1, Decimal(1)) for n in range(70)]
     service.place_order("customer-big", lines, "EUR")
-    relay = relay_to(service, ScriptedBus())
+    relay = relay_to(service, ScriptedBus(max_bytes=8192))
 
     with pytest.raises(
-        UnpublishableEventError, match=r"notification 4 .*bytes, over the bus's 262144"
+        UnpublishableEventError, match=r"notification 4 .*bytes, over the bus's 8192"
     ):
         relay.run_until_caught_up(deadline=float("inf"))
     assert relay.position() == 3

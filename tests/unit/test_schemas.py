@@ -266,6 +266,9 @@ def assert_declares(
                 assert_declares(declared["properties"][name], expected, defs, f"{where} {name}")
         elif keyword == "required":
             assert set(value) <= set(declared["required"]), f"{where}: required {value}"
+        elif keyword == "enum":  # Narrowed (an order event's source) is still what was given.
+            narrowed = declared.get("enum", [declared.get("const")])
+            assert set(narrowed) <= set(value), f"{where}: {narrowed} not within {value}"
         else:
             assert declared.get(keyword) == value, (
                 f"{where}: {keyword} is {declared.get(keyword)!r}, the contract says {value!r}"

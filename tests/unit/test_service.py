@@ -197,7 +197,7 @@ def test_history_lists_every_event_with_its_trace_and_details(service: OrderServ
     ]
     assert history[2].correlation_id not in {"corr-1", "corr-2", ""}
     assert dict(history[1].details) == {"payment_id": PAYMENT_ID, "amount": TWO_LINES_TOTAL}
-    assert dict(history[2].details) == {"reason": CANCEL_REASON}
+    assert dict(history[2].details) == {"reason": CANCEL_REASON, "failed_payment_id": None}
     assert all(e.timestamp.tzinfo is UTC for e in history)
     assert history[0].timestamp <= history[1].timestamp <= history[2].timestamp
 
