@@ -19,13 +19,19 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from adapters.bootstrap.relay import relay_for, status_of
+from adapters.bootstrap.relay import (
+    IN_PROCESS,
+    eventbridge_destination,
+    relay_for,
+    status_of,
+)
 from adapters.cli.projections import backends
 from adapters.eventbridge.bus import EventBridgePublisher, set_up_bus
 from adapters.eventbridge.wiring import BusWiring
 from adapters.local.bus import Handler, InProcessBus
 from adapters.observability.telemetry import RelayMetrics
-from adapters.relay.outbox import Publisher, RelaySettings
+from adapters.relay.outbox import Relay, RelaySettings
+from adapters.relay.ports import Publisher
 from orders import OrderService
 from projections.downstream import DownstreamProjection, store_reader
 from projections.ports import ViewStore
@@ -42,6 +48,33 @@ class Target(StrEnum):
 
     EVENTBRIDGE = "eventbridge"
     IN_PROCESS = "in-process"
+
+
+To = Annotated[Target, typer.Option(help="Where to publish (each keeps its own position)")]
+
+
+def destination(to: Target, bus: str) -> str:
+    """The destination ``--to`` and ``--bus`` name."""
+    return IN_PROCESS if to is Target.IN_PROCESS else eventbridge_destination(bus)
+
+
+def where_it_stands(relay: Relay) -> str:
+    """One line: what the relay did, where it is, and why it published nothing if it did not."""
+    status = relay.status()
+    counters = relay.counters
+    line = (
+        f"relay {relay.name}: stopped at position {status.position} of {status.head} "
+        f"(lag {status.lag}), published {counters.published} events in {counters.calls} "
+        f"calls, {status.parked} orders parked"
+    )
+    if counters.published or counters.parked:
+        return line
+    holder = status.holder
+    if status.lag and holder and holder.owner != relay.owner:
+        return f"{line}; nothing published: {holder.owner} holds the lease"
+    if not status.lag:
+        return f"{line}; nothing to publish: every event up to the log head is published"
+    return line
 
 
 def local_handlers(service: OrderService, store: ViewStore) -> Mapping[str, Handler]:
@@ -76,7 +109,7 @@ def bus_setup(
 def relay_run(  # noqa: PLR0917 - one parameter per option
     context: typer.Context,
     bus: BusName = "orders",
-    to: Annotated[Target, typer.Option(help="Where to publish")] = Target.EVENTBRIDGE,
+    to: To = Target.EVENTBRIDGE,
     window: Annotated[int, typer.Option(min=1, help="Events per position update")] = 100,
     lease_seconds: Annotated[float, typer.Option(min=0.1, help="Lease term")] = 30.0,
     poll_seconds: Annotated[float, typer.Option(min=0.01, help="Pause when idle")] = 1.0,
@@ -106,28 +139,25 @@ def relay_run(  # noqa: PLR0917 - one parameter per option
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    typer.echo(f"relay {relay.owner}: publishing to {to.value} {bus}", err=True)
+    typer.echo(f"relay {relay.name} ({relay.owner}): from position {relay.position()}", err=True)
     try:
         if once:
             relay.run_until_caught_up(deadline=float("inf"))
         else:
             relay.run()
     finally:
-        counters = relay.counters
-        typer.echo(
-            f"relay {relay.owner}: stopped at position {relay.position()}, published "
-            f"{counters.published} events in {counters.calls} calls",
-            err=True,
-        )
+        typer.echo(where_it_stands(relay), err=True)
 
 
 @relay_app.command("status")
-def relay_status(context: typer.Context) -> None:
-    """Print the relay's position, the log head, the lag and the lease holder."""
+def relay_status(
+    context: typer.Context, bus: BusName = "orders", to: To = Target.EVENTBRIDGE
+) -> None:
+    """Print the relay's position, the log head, the lag, the lease holder and parked orders."""
     from adapters.cli.main import settings_of  # noqa: PLC0415 - adapters.cli.main imports this module
 
-    status = status_of(settings_of(context).service())
-    table = Table(title="relay", show_header=False)
+    status = status_of(settings_of(context).service(), destination(to, bus))
+    table = Table(title=f"relay {status.name}", show_header=False)
     table.add_row("position", str(status.position))
     table.add_row("log head", str(status.head))
     table.add_row("lag", str(status.lag))
@@ -135,4 +165,5 @@ def relay_status(context: typer.Context) -> None:
     table.add_row(
         "lease", f"{holder.owner} until {holder.expires_at:.3f}" if holder else "never held"
     )
+    table.add_row("parked orders", str(status.parked))
     console.print(table)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from eventsourcing.sqlite import SQLiteDatastore
 
-from adapters.relay.outbox import Lease, LeaseTerm
+from adapters.relay.ports import Lease, LeaseTerm
 
 DATA_DIR_VARIABLE = "ORDERS_DATA_DIR"
 EVENTS_FILE_NAME = "events.sqlite3"
