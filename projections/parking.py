@@ -12,7 +12,7 @@ later events flow again).
 
 :class:`ParkingLot` is the port, one lot per worker. Its adapters keep it where the worker keeps
 its position: the relay's in the event store's database (``adapters.local.parking`` on SQLite,
-``adapters.dynamodb.parking``), a runner's in its view store (:class:`ViewParking`, in the
+``adapters.dynamodb.parking``), a runner's in its view (:class:`ViewParking`, written in the
 same commit as the rows and the position).
 """
 
@@ -108,13 +108,10 @@ class ParkingLot(ABC):
         """Every order skipped, in the order it was skipped."""
 
 
-PARKED = "parked"
-SKIPPED = "skipped"
-
-
-def parking_view(view: str) -> str:
-    """The view holding the parking of the runner writing ``view`` (one per generation)."""
-    return f"{view}.parking"
+PARKED = "~parked"
+"""The partition of a view holding its runner's parked orders, keyed by order id."""
+SKIPPED = "~skipped"
+"""The partition of a view holding its runner's skipped orders, keyed by time and order."""
 
 
 def parked_row_data(parked: ParkedOrder) -> dict[str, object]:
@@ -141,16 +138,16 @@ def parked_from_row(row: Row) -> ParkedOrder:
 
 
 class ViewParking(ParkingLot):
-    """The parking of the runner writing ``view`` in ``store``: rows of view
-    :func:`parking_view`, partition ``parked`` keyed by order id, partition ``skipped`` keyed by
-    the time and the order. Every write is conditioned on the row's version, so an operator's
-    request and a runner's batch never overwrite each other (the loser fails whole and reads
-    again)."""
+    """The parking of the runner writing ``view`` in ``store``: rows of that view (so a
+    retired generation is dropped with its parking), partition :data:`PARKED` keyed by order
+    id, partition :data:`SKIPPED` keyed by the time and the order. Every write is conditioned
+    on the row's version, so an operator's request and a runner's batch never overwrite each
+    other (the loser fails whole and reads again)."""
 
     def __init__(self, store: ViewStore, view: str) -> None:
         self.store = store
         self.worker = view
-        self.view = parking_view(view)
+        self.view = view
 
     def _row(self, order_id: str) -> Row | None:
         return self.store.get(self.view, PARKED, order_id)

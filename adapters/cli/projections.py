@@ -35,15 +35,10 @@ from adapters.bootstrap.projections import (
 )
 from adapters.observability.telemetry import metrics_from_env
 from orders import OrderError, OrderEvent, OrderService
+from projections.generations import NotCaughtUpError, live_generation, next_pointer, view_name
 from projections.ports import ViewStore, ViewStoreError
 from projections.rebuild import Rebuild, RebuildResult, reproject_order
-from projections.runtime import (
-    NotCaughtUpError,
-    RunnerStoppedError,
-    live_generation,
-    next_pointer,
-    view_name,
-)
+from projections.runtime import RunnerStoppedError
 from projections.views import PROJECTIONS, OrderViews, projection_named
 
 projections_app = typer.Typer(no_args_is_help=True, help="Read models: run, status, rebuild, query")

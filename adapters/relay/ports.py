@@ -104,7 +104,7 @@ class Publisher(ABC):
 
 class Metrics(Protocol):
     """Where the relay reports counts (``PublishedEvents``, ``PublishCalls``,
-    ``RetriedEntries``, ``ParkedEvents``, ``Stopped``) and gauges (``Lag``, ``ParkedOrders``),
+    ``RetriedEntries``, ``Stopped``) and gauges (``Lag``, ``ParkedOrders``),
     once per window and on a stop."""
 
     def put(self, values: Mapping[str, float]) -> None: ...
@@ -112,7 +112,7 @@ class Metrics(Protocol):
 
 @dataclass
 class RelayCounters:
-    """What this relay did since it started."""
+    """What this relay did since it started (``parked``: events it parked)."""
 
     published: int = 0
     calls: int = 0
@@ -125,7 +125,6 @@ class RelayCounters:
             "PublishedEvents": self.published - before.published,
             "PublishCalls": self.calls - before.calls,
             "RetriedEntries": self.retried - before.retried,
-            "ParkedEvents": self.parked - before.parked,
         }
 
 
