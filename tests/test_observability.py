@@ -278,7 +278,7 @@ def test_the_relay_reports_under_the_names_the_alarms_use(
     relay_metrics = RelayMetrics(metrics)
     relay_metrics.put({"PublishedEvents": 10, "PublishCalls": 2, "Lag": 5})
     relay_metrics.put({"RetriedEntries": 1, "PublishedEvents": 3, "Lag": 0})
-    relay_metrics.put({"UnpublishableEvents": 1})
+    relay_metrics.put({"Stopped": 1, "ParkedOrders": 2})
     with pytest.raises(ValueError, match="relay metric 'Published'"):
         relay_metrics.put({"Published": 1})
     capsys.readouterr()
@@ -290,6 +290,7 @@ def test_the_relay_reports_under_the_names_the_alarms_use(
         ("RelayPutEventsCalls", ()): 2,
         ("RelayFailedEntries", ()): 1,
         ("RelayStopped", ()): 1,
+        ("ParkedOrders", ()): 2,
         ("RelayLag", ()): 5,
     }
     assert samples["RelayLag"] == 2

@@ -20,11 +20,10 @@ from adapters.eventbridge.wiring import BusWiring, Route, input_transformer, mat
 from adapters.local.backend import local_env
 from adapters.observability.telemetry import (
     DEFAULT_NAMESPACE,
-    RELAY_STOPPED,
+    PARKED_ORDERS,
     CloudWatchMetrics,
     RelayMetrics,
 )
-from adapters.relay.outbox import UnpublishableEventError
 from orders import OrderLine, OrderService
 from projections.downstream import DownstreamQueries
 from tests.relay.support import FAST, Bus, fresh_moto, stored_order_events, wired_bus
@@ -140,12 +139,12 @@ def test_relay_run_on_a_missing_bus_fails_with_one_line(server: MotoServer, tmp_
     assert "Traceback" not in result.output
 
 
-def test_an_unpublishable_event_is_reported_to_cloudwatch(
+def test_a_parked_order_is_reported_to_cloudwatch(
     server: MotoServer, service: OrderService
 ) -> None:
-    """Given an event over the size limit When the relay reaching it stops (metrics to
-    CloudWatch, flushed as a worker does when it stops)
-    Then CloudWatch holds a RelayStopped sum of 1, the alarm's input."""
+    """Given an event over the size limit When the relay reaching it parks its order (metrics
+    to CloudWatch, flushed as a worker does when it stops)
+    Then CloudWatch holds a ParkedOrders maximum of 1, the alarm's input."""
     lines = [OrderLine(f"SKU-{n}-" + "x" * 2000, 1, Decimal(1)) for n in range(70)]
     service.place_order("customer-big", lines, "EUR")
     cloudwatch = server.client("cloudwatch")
@@ -153,19 +152,18 @@ def test_an_unpublishable_event_is_reported_to_cloudwatch(
     bus = wired_bus(server)
     relay = relay_for(service, bus.publisher(), settings=FAST, metrics=RelayMetrics(sink))
 
-    with pytest.raises(UnpublishableEventError):
-        relay.run_until_caught_up(time.time() + 60)
+    relay.run_until_caught_up(time.time() + 60)
     sink.flush()
 
     statistics = cloudwatch.get_metric_statistics(
         Namespace=DEFAULT_NAMESPACE,
-        MetricName=RELAY_STOPPED.name,
+        MetricName=PARKED_ORDERS.name,
         StartTime=datetime.now(UTC) - timedelta(minutes=10),
         EndTime=datetime.now(UTC) + timedelta(minutes=10),
         Period=60,
-        Statistics=["Sum"],
+        Statistics=["Maximum"],
     )
-    assert sum(point["Sum"] for point in statistics["Datapoints"]) == 1
+    assert max(point["Maximum"] for point in statistics["Datapoints"]) == 1
 
 
 def _row(output: str, name: str) -> str:
