@@ -43,6 +43,7 @@ from projections.parking import (
 from projections.ports import (
     Advance,
     PositionConflictError,
+    Put,
     RowConflictError,
     ViewStore,
     ViewStoreError,
@@ -254,9 +255,8 @@ class Runner:
         if row is None and order not in self._to_park:
             parked.discard(order)  # released since the hint was read
             return False
-        if row is None:  # parked now: a failed commit finds the event unhandled again
-            record = ParkedOrder(order, (notification_id,), self._to_park.pop(order), time.time())
-            parked.add(order)
+        if row is None:  # parked now (to_park forgets it once committed)
+            record = ParkedOrder(order, (notification_id,), self._to_park[order], time.time())
         else:
             before = parked_from_row(row)
             ids = tuple(sorted({*before.notification_ids, notification_id}))
@@ -275,8 +275,9 @@ class Runner:
     def _commit(self, rows: Rows, position: int | None, last: int | None, orders: set[str]) -> None:
         assert last is not None
         view = rows.view
+        changes = rows.changes()
         try:
-            self.store.commit(rows.changes(), Advance(view, position, last))
+            self.store.commit(changes, Advance(view, position, last))
         except (RowConflictError, PositionConflictError):
             raise
         except ViewStoreError as error:  # a data error of the rows written
@@ -284,7 +285,14 @@ class Runner:
                 (order,) = orders
                 reason = f"the view store refused its rows: {type(error).__name__}: {error}"
                 raise _Unhandled(order, None, reason) from error
-            raise _DataError from error
+            if orders and not self._one_by_one:
+                raise _DataError from error
+            raise
+        for change in changes:
+            if isinstance(change, Put) and change.row.partition == PARKED:
+                self._to_park.pop(change.row.key, None)
+                if self._parked is not None:
+                    self._parked[1].add(change.row.key)
         self._position = (view, last)
         rows.committed()
         processed = last - (position or 0)

@@ -20,7 +20,6 @@ from uuid import UUID
 import boto3
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from adapters.bootstrap.relay import (
     IN_PROCESS,
@@ -121,44 +120,45 @@ def list_parked(
     bus: BusName = "orders",
     skipped: Annotated[bool, typer.Option(help="Also list the orders skipped")] = False,
 ) -> None:
-    """The parked orders: which events wait, why, and what an operator asked."""
+    """The parked orders, one block each: which events wait, why, since when, and what an
+    operator asked."""
     with operational_errors():
         chosen = backends(context)
         workers = [worker_named(chosen, worker)] if worker else every_worker(chosen, bus)
-        table = Table(title="parked orders")
-        for column in ("worker", "order", "events (notification ids)", "why", "since", "asked"):
-            table.add_column(column)
         count = 0
         for each in workers:
             for parked in each.lot.parked():
                 count += 1
-                asked = parked.request.value if parked.request else ""
+                asked = parked.request.value if parked.request else "-"
                 if parked.note:
                     asked += f": {parked.note}"
-                table.add_row(
-                    each.name,
-                    parked.order_id,
-                    _ids(parked.notification_ids),
-                    parked.reason,
-                    _time(parked.parked_at),
-                    asked,
+                console.print(
+                    f"{each.name}: order {parked.order_id}",
+                    f"  events (notification ids): {_ids(parked.notification_ids)}",
+                    f"  why: {parked.reason}",
+                    f"  since: {_time(parked.parked_at)}",
+                    f"  asked: {asked}",
+                    sep="\n",
+                    overflow="fold",
+                    highlight=False,
+                    markup=False,
                 )
-        console.print(table if count else "no parked orders")
+        if not count:
+            console.print("no parked orders")
         if not skipped:
             return
-        done = Table(title="skipped orders")
-        for column in ("worker", "order", "events (notification ids)", "why parked", "skipped"):
-            done.add_column(column)
         for each in workers:
             for record in each.lot.skipped():
-                done.add_row(
-                    each.name,
-                    record.order_id,
-                    _ids(record.notification_ids),
-                    record.reason,
-                    f"{_time(record.skipped_at)}: {record.note}",
+                console.print(
+                    f"{each.name}: order {record.order_id} skipped",
+                    f"  events (notification ids): {_ids(record.notification_ids)}",
+                    f"  why parked: {record.reason}",
+                    f"  skipped: {_time(record.skipped_at)}: {record.note}",
+                    sep="\n",
+                    overflow="fold",
+                    highlight=False,
+                    markup=False,
                 )
-        console.print(done)
 
 
 def _ask(
