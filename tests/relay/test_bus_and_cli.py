@@ -26,6 +26,7 @@ from adapters.observability.telemetry import (
 )
 from orders import OrderLine, OrderService
 from projections.downstream import DownstreamQueries
+from schemas import event_id
 from tests.relay.support import FAST, Bus, fresh_moto, stored_order_events, wired_bus
 from tests.support.moto_server import MotoServer
 
@@ -224,3 +225,31 @@ def test_the_template_wires_each_route_as_bus_setup_does() -> None:
         for name in transformer["InputPathsMap"]:
             text = text.replace(f"<{name}>", "{}" if name == "detail" else "x")
         assert json.loads(text)["account"] == "123456789012"
+
+
+def test_the_demo_then_relay_run_on_a_bus_publishes_every_event(
+    server: MotoServer, tmp_path: Path
+) -> None:
+    """Given ``orders demo`` ran (its relay published the log to the in-process bus)
+    When ``orders relay run --once`` publishes to an EventBridge bus
+    Then every event of the log reaches the bus's queue (each destination keeps its own
+    position); run again, it publishes nothing and says where it stands."""
+    bus = wired_bus(server)
+    data_dir = ["--data-dir", str(tmp_path)]
+    demo = runner.invoke(app, [*data_dir, "demo", "--orders", "20"])
+    assert demo.exit_code == 0, demo.output
+    with OrderService(env=local_env(tmp_path)) as service:
+        head = service.recorder.max_notification_id()
+        stored = sorted(str(event_id(event)) for event in stored_order_events(service))
+
+    first = runner.invoke(app, [*data_dir, "relay", "run", "--once", "--bus", "orders"])
+    again = runner.invoke(app, [*data_dir, "relay", "run", "--once", "--bus", "orders"])
+
+    assert first.exit_code == again.exit_code == 0, first.output + again.output
+    received = sorted(json.loads(body)["id"] for body in bus.received("views"))
+    assert head and len(stored) == head and received == stored
+    assert f"stopped at position {head} of {head} (lag 0), published {head} events" in (
+        first.stderr
+    )
+    assert f"position {head} of {head} (lag 0), published 0 events" in again.stderr
+    assert "nothing to publish: every event up to the log head is published" in again.stderr
