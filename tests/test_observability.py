@@ -229,9 +229,11 @@ def test_projection_lag_is_the_distance_to_the_log_head(
     metrics.flush()
 
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-    lags = {line["Projection"]: line["ProjectionLag"] for line in lines}
+    lags = {line["Projection"]: line["ProjectionLag"] for line in lines if "Projection" in line}
     assert len(lags) == len(workers) >= 1
     assert all(values == [6.0, 0.0] for values in lags.values()), lags
+    (parked,) = [line["ParkedOrders"] for line in lines if "ParkedOrders" in line]
+    assert parked == [0.0] * 2 * len(workers)
 
 
 def test_consumer_successes_and_failures_count_each_message_once(

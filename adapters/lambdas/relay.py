@@ -13,8 +13,8 @@ before the function's timeout, and releases the lease; an invocation that finds 
 ``ORDERS_METRICS``
     Where figures go (``adapters.observability.telemetry``; in Lambda, embedded-metric-format log
     lines by
-    default), flushed at the end of every invocation: ``RelayStopped`` is what the alarm
-    watches.
+    default), flushed at the end of every invocation: ``ParkedOrders`` and ``RelayStopped`` are
+    what the alarms watch.
 
 The service and clients are built on the first invocation and kept for the container's life.
 """
@@ -66,10 +66,11 @@ def _relay() -> tuple[Relay, MetricsSink]:
 
 
 def handler(event: Mapping[str, Any], context: LambdaContext) -> dict[str, int]:
-    """Relays what the log holds; returns ``published``, ``position`` and ``lag``.
+    """Relays what the log holds; returns ``published`` (events published or parked),
+    ``position``, ``lag`` and ``parked`` (orders waiting for an operator).
 
-    An event that can never be published raises (the invocation fails, and so does every
-    later one until it is dealt with), after the metric was reported.
+    An event that can never be published parks its order (``orders parked``); only a call
+    refused for good as a whole (a missing bus) raises, after the metric was reported.
     """
     relay, metrics = _relay()
     remaining = context.get_remaining_time_in_millis() / 1000
@@ -78,4 +79,9 @@ def handler(event: Mapping[str, Any], context: LambdaContext) -> dict[str, int]:
     finally:
         metrics.flush()
     status = relay.status()
-    return {"published": published, "position": status.position, "lag": status.lag}
+    return {
+        "published": published,
+        "position": status.position,
+        "lag": status.lag,
+        "parked": status.parked,
+    }

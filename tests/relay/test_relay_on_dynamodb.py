@@ -61,8 +61,8 @@ class TestRelayLambdaOnDynamoDB(DynamoDBLocalTestCase):
             second = relay_lambda.handler({}, Context())
 
         bodies = bus.received("views")
-        self.assertEqual(first, {"published": 40, "position": 40, "lag": 0})
-        self.assertEqual(second, {"published": 0, "position": 40, "lag": 0})
+        self.assertEqual(first, {"published": 40, "position": 40, "lag": 0, "parked": 0})
+        self.assertEqual(second, {"published": 0, "position": 40, "lag": 0, "parked": 0})
         self.assertEqual(sorted(json.loads(b)["id"] for b in bodies), sorted(stored))
         for body in bodies:
             assert_keeps_the_contract(body)
