@@ -28,18 +28,10 @@ from uuid import UUID
 from eventsourcing.persistence import ApplicationRecorder
 
 from orders.events import OrderEvent
+from projections.generations import live_generation, live_pointer, next_pointer, view_name
 from projections.ports import Advance, Row, ViewStore
-from projections.runtime import (
-    Decode,
-    Projection,
-    RowCache,
-    Rows,
-    Runner,
-    live_generation,
-    live_pointer,
-    next_pointer,
-    view_name,
-)
+from projections.rows import Projection, RowCache, Rows
+from projections.runtime import Decode, Runner
 
 
 def dropped_pointer(projection: str) -> str:

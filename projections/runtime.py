@@ -1,8 +1,6 @@
-"""The projection runtime: projections as plain code, and the runner that feeds them from the log.
+"""The runner that feeds a projection from the notification log.
 
-A :class:`Projection` turns order events into row changes through :class:`Rows`, a batch's
-read-through, write-back view of one generation of its view: many events of one order make one
-write. A :class:`Runner` follows an application's notification log (only through the library's
+A :class:`Runner` follows an application's notification log (only through the library's
 recorder interface: ``select_notifications`` and ``max_notification_id``) from the position
 tracked in the view store, and commits each batch's changes together with the new position in
 one :meth:`~projections.ports.ViewStore.commit`, so:
@@ -12,334 +10,54 @@ one :meth:`~projections.ports.ViewStore.commit`, so:
   ``PositionConflictError``, and it carries on from the position the winner recorded;
 - every row written is conditioned on the version it was read at, so a row changed behind the
   runner's back (``orders projections rebuild NAME --order ID``) fails the batch rather than
-  being overwritten with stale data; the runner reads again and redoes the batch.
-
-Generations (blue/green): the rows of projection ``name`` at generation ``g`` live in view
-``name@g``, tracked by the position of the same name. Readers use the live generation, the
-position ``name.live`` (absent: 1); a rebuild fills generation ``name.next`` and switches
-``name.live`` to it in one conditional write (see :mod:`projections.rebuild`).
-
-Each projection keeps, per order, one row whose version is the last stream version it applied
-(:meth:`Projection.order_row`): events at or below it are skipped, which makes re-projecting one
-order from its stream safe while runners run, and gives read-your-writes by order version.
+  being overwritten with stale data; the runner reads again and redoes the batch;
+- one bad order never stalls everyone: an event the projection raises on (or cannot decode),
+  or whose rows the store refuses as data, parks its order (:mod:`projections.parking`, rows
+  of the same view): it and the order's later events wait there, in order, written in the same
+  commit as the position that passes them, while every other order is projected.
+  :meth:`Runner.settle` applies an operator's retry (the parked events applied once, in order,
+  in one commit with the release) or skip.
 """
 
 from __future__ import annotations
 
-import concurrent.futures
 import logging
 import random
 import threading
 import time
-from abc import ABC, abstractmethod
-from collections import OrderedDict
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from decimal import Decimal
-from typing import ClassVar
-from uuid import UUID
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 
 from eventsourcing.persistence import ApplicationRecorder, Notification
 
 from orders.events import OrderEvent
+from projections.generations import live_generation, view_name
+from projections.parking import (
+    PARKED,
+    ParkedOrder,
+    Request,
+    ViewParking,
+    parked_from_row,
+    parked_row_data,
+)
 from projections.ports import (
-    Add,
     Advance,
-    Change,
-    Delete,
-    JSONLike,
     PositionConflictError,
     Put,
-    Row,
     RowConflictError,
     ViewStore,
+    ViewStoreError,
 )
+from projections.readahead import ReadAhead
+from projections.rows import Projection, RowCache, Rows
 
 logger = logging.getLogger(__name__)
-
-RowKey = tuple[str, str]
-"""``(partition, key)`` of a row within one view."""
 
 Decode = Callable[[Notification], object]
 """Turns a notification into a domain event (``OrderService(...).mapper.to_domain_event``)."""
 
-
-def view_name(projection: str, generation: int) -> str:
-    """The view (and position) name of ``projection`` at ``generation``."""
-    return f"{projection}@{generation}"
-
-
-def live_pointer(projection: str) -> str:
-    """The position naming the generation readers use."""
-    return f"{projection}.live"
-
-
-def next_pointer(projection: str) -> str:
-    """The position naming the generation a rebuild fills (equal to live when none is running)."""
-    return f"{projection}.next"
-
-
-def live_generation(store: ViewStore, projection: str) -> int:
-    """The generation readers use: ``projection.live``, or 1 before any rebuild."""
-    return store.position(live_pointer(projection)) or 1
-
-
-class Projection(ABC):
-    """Events in, row changes out; pure code against :class:`Rows`, no I/O of its own.
-
-    ``name`` names the read model; ``max_rows_per_event`` bounds the distinct rows one event
-    may touch (the runner cuts batches so a commit stays within the store's limit).
-    """
-
-    name: ClassVar[str]
-    max_rows_per_event: ClassVar[int]
-
-    @abstractmethod
-    def order_row(self, order_id: UUID) -> RowKey:
-        """The row whose version is the last version of ``order_id`` applied to this view."""
-
-    @abstractmethod
-    def apply(self, event: OrderEvent, rows: Rows) -> None:
-        """Apply ``event``, which follows the order's row version by exactly one."""
-
-    @abstractmethod
-    def forget(self, order_id: UUID, rows: Rows) -> None:
-        """Remove everything ``order_id`` contributed to the view (before re-projecting it)."""
-
-    @abstractmethod
-    def partitions(self, event: OrderEvent) -> Iterable[str]:
-        """The partitions ``event`` touches (what ``--verify`` compares between generations)."""
-
-    def project(self, event: OrderEvent, rows: Rows) -> bool:
-        """Apply ``event`` unless this view already has it (its order row is at or past it)."""
-        partition, key = self.order_row(event.originator_id)
-        row = rows.get(partition, key)
-        if row is not None and row.version >= event.originator_version:
-            return False
-        self.apply(event, rows)
-        return True
-
-
-class RowCache:
-    """Rows a runner wrote, by row, at most ``max_rows`` (least recently used dropped).
-
-    ``complete`` says the cache holds every row of the view (a generation built from empty by
-    this runner alone, and nothing dropped yet), so a miss means "no row" without a read;
-    rows it was told to :meth:`forget` (counted ones) are read from the store.
-    """
-
-    def __init__(self, max_rows: int = 200_000, *, complete: bool = False) -> None:
-        self.max_rows = max_rows
-        self.complete = complete
-        self._rows: OrderedDict[RowKey, Row | None] = OrderedDict()
-        self._unknown: set[RowKey] = set()
-
-    def lookup(self, row_key: RowKey) -> tuple[bool, Row | None]:
-        """``(True, row or None)`` if the cache knows the row, else ``(False, None)``."""
-        if row_key in self._rows:
-            self._rows.move_to_end(row_key)
-            return True, self._rows[row_key]
-        return self.complete and row_key not in self._unknown, None
-
-    def store(self, row_key: RowKey, row: Row | None) -> None:
-        self._rows[row_key] = row
-        self._rows.move_to_end(row_key)
-        while len(self._rows) > self.max_rows:
-            self._rows.popitem(last=False)
-            self.complete = False
-
-    def forget(self, row_key: RowKey) -> None:
-        self._rows.pop(row_key, None)
-        self._unknown.add(row_key)
-
-    def clear(self) -> None:
-        self._rows.clear()
-        self._unknown.clear()
-        self.complete = False
-
-
-class Rows:
-    """One batch's working copy of view ``view``: reads through to the store (or the cache),
-    keeps writes in memory, and yields one coalesced change per row (:meth:`changes`).
-
-    A row is either written whole (:meth:`put`, :meth:`delete`) or counted (:meth:`add`), not
-    both in one batch. Every put or delete is conditioned on the version the row was read at.
-    """
-
-    def __init__(self, store: ViewStore, view: str, cache: RowCache | None = None) -> None:
-        self.store = store
-        self.view = view
-        self._cache = cache
-        self._read: dict[RowKey, Row | None] = {}
-        self._written: dict[RowKey, Row | None] = {}
-        self._adds: dict[RowKey, tuple[dict[str, int | Decimal], dict[str, JSONLike]]] = {}
-
-    def __len__(self) -> int:
-        """The distinct rows changed so far."""
-        return len(self._written) + len(self._adds)
-
-    def get(self, partition: str, key: str) -> Row | None:
-        """The row as this batch left it, else as stored."""
-        row_key = (partition, key)
-        if row_key in self._adds:
-            msg = f"row {partition}/{key} of {self.view} is counted with add(): it cannot be read"
-            raise ValueError(msg)
-        if row_key in self._written:
-            return self._written[row_key]
-        return self._base(row_key)
-
-    def _base(self, row_key: RowKey) -> Row | None:
-        if row_key not in self._read:
-            known, row = self._cache.lookup(row_key) if self._cache else (False, None)
-            self._read[row_key] = row if known else self.store.get(self.view, *row_key)
-        return self._read[row_key]
-
-    def put(self, partition: str, key: str, data: Mapping[str, JSONLike], version: int = 0) -> None:
-        """Write the row whole."""
-        self._check_not_counted(partition, key)
-        self._base((partition, key))
-        self._written[(partition, key)] = Row(self.view, partition, key, dict(data), version)
-
-    def delete(self, partition: str, key: str) -> None:
-        """Delete the row (absent: nothing to do)."""
-        self._check_not_counted(partition, key)
-        self._base((partition, key))
-        self._written[(partition, key)] = None
-
-    def add(
-        self,
-        partition: str,
-        key: str,
-        deltas: Mapping[str, int | Decimal],
-        data: Mapping[str, JSONLike] | None = None,
-    ) -> None:
-        """Add ``deltas`` to the row's numbers (exactly), setting ``data`` beside them."""
-        row_key = (partition, key)
-        if row_key in self._written:
-            msg = f"row {partition}/{key} of {self.view} is written whole: it cannot be counted"
-            raise ValueError(msg)
-        totals, fields = self._adds.setdefault(row_key, ({}, {}))
-        for name, delta in deltas.items():
-            totals[name] = totals.get(name, 0) + delta
-        fields.update(data or {})
-
-    def _check_not_counted(self, partition: str, key: str) -> None:
-        if (partition, key) in self._adds:
-            msg = f"row {partition}/{key} of {self.view} is counted with add(): it cannot be put"
-            raise ValueError(msg)
-
-    def changes(self) -> list[Change]:
-        """One change per row touched, each put or delete conditioned on the version read."""
-        changes: list[Change] = []
-        for (partition, key), row in self._written.items():
-            base = self._read[(partition, key)]
-            expected = base.version if base else 0
-            if row is not None:
-                changes.append(Put(row, expected_version=expected))
-            elif base is not None:
-                changes.append(Delete(self.view, partition, key, expected_version=expected))
-        for (partition, key), (deltas, data) in self._adds.items():
-            changes.append(Add(self.view, partition, key, deltas, data))
-        return changes
-
-    def committed(self) -> None:
-        """Tell the cache what the store now holds, after a successful commit."""
-        if self._cache is None:
-            return
-        for row_key, row in self._written.items():
-            self._cache.store(row_key, row)
-        for row_key in self._adds:
-            self._cache.forget(row_key)
-
-
-class NotCaughtUpError(TimeoutError):
-    """A view did not reach what a caller waited for within the timeout; nothing stale was
-    returned. ``view`` names it, ``wanted`` and ``reached`` say how far it was."""
-
-    def __init__(self, view: str, wanted: str, reached: str, timeout: float) -> None:
-        super().__init__(
-            f"view {view} has not processed {wanted} after {timeout:g} s (it is at {reached}); "
-            "is a projection runner running (orders projections run)?"
-        )
-        self.view = view
-
-
-def wait_for_notification(
-    store: ViewStore,
-    projection: str,
-    notification_id: int,
-    timeout: float,
-    interval: float = 0.02,
-) -> int:
-    """Wait until the live generation of ``projection`` has processed ``notification_id``;
-    returns that generation (query it). Raises :class:`NotCaughtUpError` past ``timeout``."""
-    return _wait_until(
-        store,
-        projection,
-        lambda view: store.position(view) or 0,
-        notification_id,
-        wanted=f"notification {notification_id}",
-        unit="notification",
-        timeout=timeout,
-        interval=interval,
-    )
-
-
-def wait_for_order(
-    store: ViewStore,
-    projection: Projection,
-    order_id: UUID,
-    version: int,
-    *,
-    timeout: float,
-    interval: float = 0.02,
-) -> int:
-    """Wait until the live generation of ``projection`` has applied ``order_id`` up to
-    ``version`` (what a command returned; works when notification ids are assigned later);
-    returns that generation. Raises :class:`NotCaughtUpError` past ``timeout``."""
-    partition, key = projection.order_row(order_id)
-
-    def applied_version(view: str) -> int:
-        row = store.get(view, partition, key)
-        return row.version if row else 0
-
-    return _wait_until(
-        store,
-        projection.name,
-        applied_version,
-        version,
-        wanted=f"order {order_id} version {version}",
-        unit="version",
-        timeout=timeout,
-        interval=interval,
-    )
-
-
-def _wait_until(
-    store: ViewStore,
-    projection: str,
-    reached_in: Callable[[str], int],
-    target: int,
-    *,
-    wanted: str,
-    unit: str,
-    timeout: float,
-    interval: float,
-) -> int:
-    """Poll the live generation until ``reached_in(view) >= target``; its generation.
-
-    The live generation is read again on each poll, so a switch to a rebuilt one is followed.
-    """
-    deadline = time.monotonic() + timeout
-    while True:
-        generation = live_generation(store, projection)
-        view = view_name(projection, generation)
-        reached = reached_in(view)
-        if reached >= target:
-            return generation
-        if time.monotonic() >= deadline:
-            raise NotCaughtUpError(view, wanted, f"{unit} {reached}", timeout)
-        time.sleep(interval)
+MAX_ROW_CONFLICTS = 3
+"""A batch failing its row conditions this many times in a row stops the runner."""
 
 
 @dataclass(frozen=True)
@@ -355,23 +73,6 @@ class Progress:
 
 class RunnerStoppedError(Exception):
     """A runner gave up: a batch kept failing its row conditions (see the message)."""
-
-
-@dataclass
-class _ReadAhead:
-    """A read of the log running in the runner's reader thread, for the batch after the
-    current one: the store serves it while the current batch is applied and committed.
-
-    Once the current batch is committed, ``start`` is the next notification the runner needs
-    and ``left`` those of the batch not committed; the read continues from them. Until then
-    (and if the batch failed) ``start`` is None, and the runner reads afresh.
-    """
-
-    view: str
-    until: int | None
-    read: concurrent.futures.Future[Sequence[Notification]]
-    start: int | None = None
-    left: list[Notification] = field(default_factory=list)
 
 
 class Runner:
@@ -423,8 +124,10 @@ class Runner:
         self.generation_check = generation_check
         self._live: tuple[int, float] | None = None
         self._position: tuple[str, int | None] | None = None
-        self._ahead: _ReadAhead | None = None
-        self._reader: concurrent.futures.ThreadPoolExecutor | None = None
+        self._ahead = ReadAhead(recorder, batch_size)
+        self._parked: tuple[str, set[str]] | None = None
+        self._to_park: dict[str, str] = {}
+        self._one_by_one = False
 
     @property
     def generation(self) -> int:
@@ -437,12 +140,29 @@ class Runner:
             self._live = (live_generation(self.store, self.projection.name), now)
         return self._live[0]
 
+    @property
+    def view(self) -> str:
+        """The view this runner writes now."""
+        return view_name(self.projection.name, self.generation)
+
+    def parking(self) -> ViewParking:
+        """The parked orders of the generation this runner writes now."""
+        return ViewParking(self.store, self.view)
+
     def _tracked(self, view: str) -> int | None:
         """The position of ``view``: as this runner last committed it, else as stored (a
         position moved by another runner makes the next commit fail, then it is read again)."""
         if self._position is None or self._position[0] != view:
             self._position = (view, self.store.position(view))
         return self._position[1]
+
+    def _parked_orders(self, view: str) -> set[str]:
+        """The orders parked in ``view`` as last read (a hint: the parked row, read in the
+        batch, is the truth), read once per view and after a lost race."""
+        if self._parked is None or self._parked[0] != view:
+            self._parked = (view, {p.order_id for p in ViewParking(self.store, view).parked()})
+            self._to_park.clear()
+        return self._parked[1]
 
     def progress(self) -> Progress:
         generation = self.generation
@@ -462,53 +182,38 @@ class Runner:
         start = (position or 0) + 1
         if until is not None and start > until:
             return 0
-        notifications = self._read(view, start, until)
-        if not notifications:
-            return 0
-        for attempt in range(1, 4):
+        notifications = self._ahead.read(view, start, until)
+        conflicts = 0
+        while notifications:
             try:
                 applied = self._apply(view, position, notifications)
             except PositionConflictError as conflict:
                 self.conflicts += 1
-                self._position = None
+                self._position = self._parked = None
                 self._lost_race(conflict)
                 return 0
             except RowConflictError as conflict:
                 self.conflicts += 1
+                conflicts += 1
+                if conflicts == MAX_ROW_CONFLICTS:
+                    msg = f"{view}: a batch failed its row conditions 3 times in a row; giving up"
+                    raise RunnerStoppedError(msg) from None
                 self._position = None
                 if self.cache is not None:
                     self.cache.clear()
-                logger.info("%s; reading the rows again (try %d)", conflict, attempt)
-                position = self._tracked(view)
-                notifications = [n for n in notifications if n.id > (position or 0)]
-                if not notifications:
-                    return 0
+                logger.info("%s; reading the rows again (try %d)", conflict, conflicts)
+            except _Unhandled as bad:
+                self._to_park[bad.order] = bad.reason
+                logger.error("%s: parking order %s: %s", view, bad.order, bad.reason)
+            except _DataError:
+                self._one_by_one = True  # find the event whose rows the store refuses
             else:
-                if self._ahead is not None:
-                    committed = (position or 0) + applied
-                    self._ahead.left = [n for n in notifications if n.id > committed]
-                    self._ahead.start = committed + 1
+                self._one_by_one = False
+                self._ahead.committed(notifications, (position or 0) + applied)
                 return applied
-        msg = f"{view}: a batch failed its row conditions 3 times in a row; giving up"
-        raise RunnerStoppedError(msg)
-
-    def _read(self, view: str, start: int, until: int | None) -> list[Notification]:
-        """The notifications from ``start``: what was read ahead for exactly this, else a
-        read now. After a full read, the next one starts in a thread of its own."""
-        ahead, self._ahead = self._ahead, None
-        if ahead is not None and (ahead.view, ahead.start, ahead.until) == (view, start, until):
-            notifications = [*ahead.left, *ahead.read.result()]
-        else:
-            notifications = list(self._select(start, until))
-        if len(notifications) >= self.batch_size:
-            if self._reader is None:
-                self._reader = concurrent.futures.ThreadPoolExecutor(1, "log-read-ahead")
-            read = self._reader.submit(self._select, notifications[-1].id + 1, until)
-            self._ahead = _ReadAhead(view, until, read)
-        return notifications
-
-    def _select(self, start: int, until: int | None) -> Sequence[Notification]:
-        return self.recorder.select_notifications(start=start, limit=self.batch_size, stop=until)
+            position = self._tracked(view)
+            notifications = [n for n in notifications if n.id > (position or 0)]
+        return 0
 
     def _lost_race(self, conflict: PositionConflictError) -> None:
         logger.warning("%s: following from there", conflict)
@@ -521,25 +226,73 @@ class Runner:
         committed. After a full read, a tail that would make a small commit of its own is
         left for the next read, which continues it into a full one."""
         limit = self.store.max_changes_per_commit - self.projection.max_rows_per_event
+        if self._one_by_one:
+            limit = 0
         rows = Rows(self.store, view, self.cache)
+        parked = self._parked_orders(view)
+        orders: set[str] = set()
         first, last = position, position
         for notification in notifications:
             if len(rows) > limit:
-                self._commit(rows, position, last)
-                position, rows = last, Rows(self.store, view, self.cache)
-            event = self.decode(notification)
-            if isinstance(event, OrderEvent):
-                self.projection.project(event, rows)
+                self._commit(rows, position, last, orders)
+                position, rows, orders = last, Rows(self.store, view, self.cache), set()
+            order = str(notification.originator_id)
+            if not self._park(rows, order, notification.id, parked):
+                self._project(notification, order, rows)
+                orders.add(order)
             last = notification.id
         if position == first or len(notifications) < self.batch_size:
-            self._commit(rows, position, last)
+            self._commit(rows, position, last, orders)
             position = last
         return (position or 0) - (first or 0)
 
-    def _commit(self, rows: Rows, position: int | None, last: int | None) -> None:
+    def _park(self, rows: Rows, order: str, notification_id: int, parked: set[str]) -> bool:
+        """Adds ``notification_id`` to the order's parked events if the order is parked (or
+        to be parked); True if so."""
+        if order not in parked and order not in self._to_park:
+            return False
+        row = rows.get(PARKED, order)
+        if row is None and order not in self._to_park:
+            parked.discard(order)  # released since the hint was read
+            return False
+        if row is None:  # parked now (to_park forgets it once committed)
+            record = ParkedOrder(order, (notification_id,), self._to_park[order], time.time())
+        else:
+            before = parked_from_row(row)
+            ids = tuple(sorted({*before.notification_ids, notification_id}))
+            record = replace(before, notification_ids=ids)
+        rows.put(PARKED, order, parked_row_data(record), (row.version if row else 0) + 1)
+        return True
+
+    def _project(self, notification: Notification, order: str, rows: Rows) -> None:
+        try:
+            event = self.decode(notification)
+            if isinstance(event, OrderEvent):
+                self.projection.project(event, rows)
+        except Exception as error:  # a projection's or decoder's failure parks the order
+            raise _Unhandled(order, notification, error) from error
+
+    def _commit(self, rows: Rows, position: int | None, last: int | None, orders: set[str]) -> None:
         assert last is not None
         view = rows.view
-        self.store.commit(rows.changes(), Advance(view, position, last))
+        changes = rows.changes()
+        try:
+            self.store.commit(changes, Advance(view, position, last))
+        except (RowConflictError, PositionConflictError):
+            raise
+        except ViewStoreError as error:  # a data error of the rows written
+            if len(orders) == 1:
+                (order,) = orders
+                reason = f"the view store refused its rows: {type(error).__name__}: {error}"
+                raise _Unhandled(order, None, reason) from error
+            if orders and not self._one_by_one:
+                raise _DataError from error
+            raise
+        for change in changes:
+            if isinstance(change, Put) and change.row.partition == PARKED:
+                self._to_park.pop(change.row.key, None)
+                if self._parked is not None:
+                    self._parked[1].add(change.row.key)
         self._position = (view, last)
         rows.committed()
         processed = last - (position or 0)
@@ -556,6 +309,67 @@ class Runner:
         ahead = self._rate_applied / self.max_rate - (now - self._rate_started)
         if ahead > 0:
             time.sleep(ahead)
+
+    def settle(self) -> int:
+        """Applies the operators' requests on the parked orders of the generation written
+        now: a skip releases the order with its reason; a retry applies its parked events
+        once, in order, and releases it in the same commit (or, if one fails again, applies
+        those before it and keeps the rest parked with the new reason). Returns how many
+        requests it applied."""
+        view = self.view
+        lot = ViewParking(self.store, view)
+        applied = 0
+        for parked in lot.parked():
+            if parked.request is Request.SKIP:
+                lot.release(parked.order_id, skipped=parked.note or "skipped")
+            elif parked.request is Request.RETRY:
+                for attempt in range(1, MAX_ROW_CONFLICTS + 1):
+                    try:
+                        self._retry(view, parked.order_id)
+                        break
+                    except RowConflictError:
+                        logger.info("%s: retry of %s conflicted (try %d)", view, parked, attempt)
+            else:
+                continue
+            applied += 1
+        self._parked = None
+        return applied
+
+    def _retry(self, view: str, order: str) -> None:
+        rows = Rows(self.store, view)
+        row = rows.get(PARKED, order)
+        if row is None or parked_from_row(row).request is not Request.RETRY:
+            return
+        parked = parked_from_row(row)
+        notifications = [
+            self.recorder.select_notifications(start=n, limit=1)[0] for n in parked.notification_ids
+        ]
+        done, reason = 0, None
+        for notification in notifications:
+            try:
+                self._project(notification, order, rows)
+            except _Unhandled as bad:
+                reason = bad.reason
+                break
+            done += 1
+        if reason is not None:  # apply those before the failing one, on a fresh copy
+            rows = Rows(self.store, view)
+            rows.get(PARKED, order)
+            for notification in notifications[:done]:
+                self._project(notification, order, rows)
+            left = ParkedOrder(order, parked.notification_ids[done:], reason, parked.parked_at)
+            rows.put(PARKED, order, parked_row_data(left), row.version + 1)
+        else:
+            rows.delete(PARKED, order)
+        try:
+            self.store.commit(rows.changes())
+        except (RowConflictError, PositionConflictError):
+            raise
+        except ViewStoreError as error:
+            reason = f"the view store refused its rows: {type(error).__name__}: {error}"
+            ViewParking(self.store, view).park(
+                order, parked.notification_ids, reason, keep_request=False
+            )
 
     def catch_up(
         self,
@@ -581,3 +395,20 @@ class Runner:
         while not stop.is_set():
             if self.run_once() == 0:
                 stop.wait(poll_interval)
+
+
+class _Unhandled(Exception):  # noqa: N818 - control flow: the order is parked
+    """``order``'s event ``notification`` could not be projected, because ``reason``."""
+
+    def __init__(self, order: str, notification: Notification | None, error: object) -> None:
+        reason = str(error) if isinstance(error, str) else f"{type(error).__name__}: {error}"
+        if notification is not None:
+            where = f"version {notification.originator_version}, {notification.topic}"
+            reason = f"notification {notification.id} ({where}): {reason}"
+        super().__init__(reason)
+        self.order = order
+        self.reason = reason
+
+
+class _DataError(Exception):
+    """A commit of several orders' rows was refused as data: which order is not known yet."""

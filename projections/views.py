@@ -29,16 +29,14 @@ from uuid import UUID
 
 from orders.events import OrderEvent, OrderLinesChanged, OrderPlaced
 from orders.values import PUBLIC_STATUS, OrderLines
-from projections.ports import Row, ViewStore
-from projections.runtime import (
-    Projection,
-    RowKey,
-    Rows,
+from projections.generations import (
     live_generation,
     view_name,
     wait_for_notification,
     wait_for_order,
 )
+from projections.ports import Row, ViewStore
+from projections.rows import Projection, RowKey, Rows
 
 
 def order_partition(order_id: UUID) -> str:

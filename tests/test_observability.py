@@ -6,7 +6,6 @@ import contextlib
 import io
 import json
 import logging
-import sys
 from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -22,15 +21,12 @@ from botocore.config import Config
 from adapters.bootstrap.projections import report_lag, runners, sqlite_view_store
 from adapters.bootstrap.service import metrics_of
 from adapters.local.backend import local_env
-from adapters.observability import telemetry
 from adapters.observability.observed import observe_commands, observe_consumer
 from adapters.observability.telemetry import (
     ALL_METRICS,
     COMMANDS,
     CONSUMER_FAILURES,
-    OUR_PACKAGES,
     RELAY_LAG,
-    SERVICE_NAME,
     CloudWatchMetrics,
     EmfMetrics,
     RelayMetrics,
@@ -48,6 +44,7 @@ from orders import (
 )
 from schemas.contract import parse_envelope, to_json
 from schemas.mapping import to_envelope
+from tests.support.logs import logging_kept
 from tests.support.moto_server import moto_server
 
 ORDER = UUID("00000000-0000-4000-8000-0000000000e1")
@@ -236,9 +233,11 @@ def test_projection_lag_is_the_distance_to_the_log_head(
     metrics.flush()
 
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-    lags = {line["Projection"]: line["ProjectionLag"] for line in lines}
+    lags = {line["Projection"]: line["ProjectionLag"] for line in lines if "Projection" in line}
     assert len(lags) == len(workers) >= 1
     assert all(values == [6.0, 0.0] for values in lags.values()), lags
+    (parked,) = [line["ParkedOrders"] for line in lines if "ParkedOrders" in line]
+    assert parked == [0.0] * 2 * len(workers)
 
 
 def test_consumer_successes_and_failures_count_each_message_once(
@@ -285,7 +284,7 @@ def test_the_relay_reports_under_the_names_the_alarms_use(
     relay_metrics = RelayMetrics(metrics)
     relay_metrics.put({"PublishedEvents": 10, "PublishCalls": 2, "Lag": 5})
     relay_metrics.put({"RetriedEntries": 1, "PublishedEvents": 3, "Lag": 0})
-    relay_metrics.put({"UnpublishableEvents": 1})
+    relay_metrics.put({"Stopped": 1, "ParkedOrders": 2})
     with pytest.raises(ValueError, match="relay metric 'Published'"):
         relay_metrics.put({"Published": 1})
     capsys.readouterr()
@@ -297,6 +296,7 @@ def test_the_relay_reports_under_the_names_the_alarms_use(
         ("RelayPutEventsCalls", ()): 2,
         ("RelayFailedEntries", ()): 1,
         ("RelayStopped", ()): 1,
+        ("ParkedOrders", ()): 2,
         ("RelayLag", ()): 5,
     }
     assert samples["RelayLag"] == 2
@@ -318,21 +318,8 @@ def test_a_failed_put_is_logged_not_raised(caplog: pytest.LogCaptureFixture) -> 
 
 @pytest.fixture
 def our_loggers() -> Iterator[None]:
-    """Our packages' loggers restored after the test (it reconfigures them); ``orders`` is
-    Powertools' own logger (the service's name), which Powertools leaves alone."""
-    saved = {
-        name: (logger.handlers[:], logger.propagate, logger.level)
-        for name in OUR_PACKAGES - {SERVICE_NAME}
-        for logger in [logging.getLogger(name)]
-    }
-    lambda_json_logs.cache_clear()
-    yield
-    lambda_json_logs.cache_clear()
-    telemetry._log_stream[0] = sys.stderr
-    for name, (handlers, propagate, level) in saved.items():
-        logger = logging.getLogger(name)
-        logger.handlers, logger.propagate = handlers, propagate
-        logger.setLevel(level)
+    with logging_kept():
+        yield
 
 
 @pytest.mark.usefixtures("our_loggers")

@@ -32,6 +32,7 @@ from schemas import to_json
 from schemas.payments import payment_succeeded
 from tests.relay.support import assert_keeps_the_contract
 from tests.support.dynamodb_local import dynamodb_local
+from tests.support.logs import logging_kept
 from tests.support.moto_server import MotoServer, moto_server
 
 LAMBDA_CODE = {
@@ -176,7 +177,7 @@ def function_environment(
     """The process environment of a function: exactly its template variables, plus what the
     Lambda runtime gives (region, credentials, and here the endpoints of moto and DynamoDB
     Local); no other setting of ours."""
-    with pytest.MonkeyPatch.context() as patch:
+    with pytest.MonkeyPatch.context() as patch, logging_kept():
         for variable in Settings.variables().values():
             patch.delenv(variable, raising=False)
         runtime = {**server.env(), "AWS_ENDPOINT_URL_DYNAMODB": dynamodb_local().endpoint_url}

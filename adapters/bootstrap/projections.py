@@ -19,6 +19,7 @@ from adapters.dynamodb import DynamoDBDatastore, DynamoDBFactory
 from adapters.dynamodb.views import DynamoDBViewStore
 from adapters.local.views import SQLiteViewStore
 from adapters.observability.telemetry import (
+    PARKED_ORDERS,
     PROJECTION_LAG,
     MetricsSink,
 )
@@ -79,11 +80,13 @@ def runners(
 
 
 def report_lag(workers: list[Runner], metrics: MetricsSink) -> None:
-    """Gauge each projection's lag: notifications between its position and the log head."""
+    """Gauge each projection's lag (notifications between its position and the log head) and
+    the orders it parked."""
     for runner in workers:
         progress = runner.progress()
         lag = progress.head - progress.position
         metrics.gauge(PROJECTION_LAG, lag, Projection=runner.projection.name)
+        metrics.gauge(PARKED_ORDERS, len(runner.parking().parked()))
 
 
 def run_worker(

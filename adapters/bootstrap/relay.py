@@ -1,10 +1,15 @@
 """Builds the relay of an ``OrderService`` on whichever backend the service runs on.
 
-The log and the position come from the service's own ``eventsourcing`` factory (its
-application recorder and a tracking recorder on the same database); the lease lives there too
-(:class:`~adapters.local.backend.SQLiteLease` on SQLite,
-:class:`~adapters.dynamodb.lease.DynamoDBLease`
-on DynamoDB). The CLI, the Lambda handler and the tests all build relays here.
+Every destination of the log has a relay of its own, named by :func:`relay_name`: the
+in-process bus of the local backend (``relay:in-process``) and each EventBridge bus
+(``relay:eventbridge:<bus>``). Each keeps, under its name, its own position (a tracking record
+of the service's own ``eventsourcing`` factory), lease and parked orders, all in the event
+store's database (:class:`~adapters.local.backend.SQLiteLease` and
+:class:`~adapters.local.parking.SQLiteParkingLot` on SQLite,
+:class:`~adapters.dynamodb.lease.DynamoDBLease` and
+:class:`~adapters.dynamodb.parking.DynamoDBParkingLot` on DynamoDB), so publishing to one
+destination never moves another's position. The CLI, the Lambda handler and the tests all
+build relays here.
 """
 
 from __future__ import annotations
@@ -18,35 +23,63 @@ from adapters.bootstrap.clients import events_client
 from adapters.bootstrap.service import order_service
 from adapters.dynamodb import DynamoDBFactory
 from adapters.dynamodb.lease import DynamoDBLease
+from adapters.dynamodb.parking import DynamoDBParkingLot
 from adapters.eventbridge.bus import EventBridgePublisher
 from adapters.local.backend import SQLiteLease
+from adapters.local.bus import InProcessBus
+from adapters.local.parking import SQLiteParkingLot
 from adapters.observability.telemetry import MetricsSink, RelayMetrics
-from adapters.relay.outbox import Lease, Metrics, Publisher, Relay, RelaySettings, RelayStatus
+from adapters.relay.outbox import Relay, RelaySettings, RelayStatus
+from adapters.relay.ports import Lease, Metrics, Publisher
 from adapters.settings import Settings
 from orders import OrderEvent, OrderService
+from projections.parking import ParkingLot
 from schemas import Envelope, to_envelope
 
-RELAY_NAME = "eventbridge-relay"
-"""The relay's name: its tracking position and its lease are kept under it."""
+IN_PROCESS = "in-process"
+"""The destination of the local backend's in-process bus."""
+
+
+def eventbridge_destination(bus: str) -> str:
+    """The destination of the EventBridge bus ``bus``."""
+    return f"eventbridge:{bus}"
+
+
+def relay_name(destination: str) -> str:
+    """The name the relay to ``destination`` keeps its position, lease and parking under."""
+    return f"relay:{destination}"
+
+
+def destination_of(publisher: Publisher) -> str:
+    """The destination ``publisher`` publishes to."""
+    if isinstance(publisher, EventBridgePublisher):
+        return eventbridge_destination(publisher.bus_name)
+    if isinstance(publisher, InProcessBus):
+        return IN_PROCESS
+    msg = f"no destination is known for a {type(publisher).__name__}: give the relay a name"
+    raise TypeError(msg)
 
 
 def relay_for(
     service: OrderService,
     publisher: Publisher,
     *,
-    name: str = RELAY_NAME,
+    name: str | None = None,
     settings: RelaySettings | None = None,
     metrics: Metrics | None = None,
     owner: str | None = None,
 ) -> Relay:
-    """A relay of ``service``'s log to ``publisher``."""
+    """A relay of ``service``'s log to ``publisher``, named after its destination unless
+    ``name`` is given."""
     factory = service.factory
+    name = name or relay_name(destination_of(publisher))
     return Relay(
         service.recorder,
         factory.tracking_recorder(),
         envelope_of(service),
         publisher,
         lease_for(factory, name),
+        parking=parking_for(factory, name),
         name=name,
         owner=owner,
         settings=settings,
@@ -74,12 +107,15 @@ def eventbridge_relay(
     )
 
 
-def status_of(service: OrderService, name: str = RELAY_NAME) -> RelayStatus:
-    """Where the relay ``name`` of ``service``'s log is (no relay needs to run)."""
+def status_of(service: OrderService, destination: str) -> RelayStatus:
+    """Where the relay to ``destination`` of ``service``'s log is (no relay needs to run)."""
+    name = relay_name(destination)
     return RelayStatus(
+        name,
         service.factory.tracking_recorder().max_tracking_id(name) or 0,
         service.recorder.max_notification_id() or 0,
         lease_for(service.factory, name).holder(),
+        len(parking_for(service.factory, name).parked()),
     )
 
 
@@ -89,8 +125,22 @@ def lease_for(factory: InfrastructureFactory, name: str) -> Lease:
         return DynamoDBLease(factory.datastore, name, namespace=f"{factory.env.name.lower()}_lease")
     if isinstance(factory, SQLiteFactory):
         return SQLiteLease(factory.datastore, name)
-    msg = f"the relay needs SQLite or DynamoDB to keep its lease, not {type(factory).__name__}"
-    raise TypeError(msg)
+    raise _unsupported(factory)
+
+
+def parking_for(factory: InfrastructureFactory, name: str) -> ParkingLot:
+    """The parked orders of relay ``name`` in the database of ``factory``."""
+    if isinstance(factory, DynamoDBFactory):
+        namespace = f"{factory.env.name.lower()}_parking"
+        return DynamoDBParkingLot(factory.datastore, name, namespace)
+    if isinstance(factory, SQLiteFactory):
+        return SQLiteParkingLot(factory.datastore, name)
+    raise _unsupported(factory)
+
+
+def _unsupported(factory: InfrastructureFactory) -> TypeError:
+    kind = type(factory).__name__
+    return TypeError(f"the relay needs SQLite or DynamoDB to keep its state, not {kind}")
 
 
 def envelope_of(service: OrderService) -> Callable[[Notification], Envelope]:

@@ -25,6 +25,7 @@ from adapters.cli.dlq import dlq_app
 from adapters.cli.downstream import demo_downstream, downstream_app
 from adapters.cli.errors import OneLineErrors
 from adapters.cli.indexer import indexer_app
+from adapters.cli.parked import parked_app
 from adapters.cli.projections import demo_rebuild, demo_views, projections_app
 from adapters.cli.relay import bus_app, relay_app
 from adapters.dynamodb.indexer import indexing
@@ -48,6 +49,7 @@ app.add_typer(indexer_app, name="indexer")
 app.add_typer(relay_app, name="relay")
 app.add_typer(bus_app, name="bus")
 app.command("config")(show_config)
+app.add_typer(parked_app, name="parked")
 # Piped output (CI logs, tests) gets a width that fits uuids and timestamps instead of 80 columns.
 console = Console(width=None if sys.stdout.isatty() else 160)
 

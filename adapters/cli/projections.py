@@ -27,15 +27,10 @@ from rich.text import Text
 from adapters.bootstrap.projections import run_worker, runners
 from adapters.cli.context import backends, runtime_of, stop_on_signals
 from orders import OrderError, OrderEvent, OrderService
+from projections.generations import NotCaughtUpError, live_generation, next_pointer, view_name
 from projections.ports import ViewStore, ViewStoreError
 from projections.rebuild import Rebuild, RebuildResult, reproject_order
-from projections.runtime import (
-    NotCaughtUpError,
-    RunnerStoppedError,
-    live_generation,
-    next_pointer,
-    view_name,
-)
+from projections.runtime import RunnerStoppedError
 from projections.views import PROJECTIONS, OrderViews, projection_named
 
 projections_app = typer.Typer(no_args_is_help=True, help="Read models: run, status, rebuild, query")

@@ -19,13 +19,19 @@ from rich.table import Table
 
 from adapters.bootstrap.clients import events_client, sqs_client
 from adapters.bootstrap.consumers import local_handlers
-from adapters.bootstrap.relay import relay_for, status_of
+from adapters.bootstrap.relay import (
+    IN_PROCESS,
+    eventbridge_destination,
+    relay_for,
+    status_of,
+)
 from adapters.cli.context import backends, runtime_of
 from adapters.eventbridge.bus import EventBridgePublisher, set_up_bus
 from adapters.eventbridge.wiring import BusWiring
 from adapters.local.bus import InProcessBus
 from adapters.observability.telemetry import RelayMetrics
-from adapters.relay.outbox import Publisher, RelaySettings
+from adapters.relay.outbox import Relay, RelaySettings
+from adapters.relay.ports import Publisher
 
 relay_app = typer.Typer(no_args_is_help=True, help="The outbox relay: the log to the bus.")
 bus_app = typer.Typer(no_args_is_help=True, help="The event bus, its rules and queues.")
@@ -42,6 +48,33 @@ class Target(StrEnum):
 
     EVENTBRIDGE = "eventbridge"
     IN_PROCESS = "in-process"
+
+
+To = Annotated[Target, typer.Option(help="Where to publish (each keeps its own position)")]
+
+
+def destination(to: Target, bus: str) -> str:
+    """The destination ``--to`` and ``--bus`` name."""
+    return IN_PROCESS if to is Target.IN_PROCESS else eventbridge_destination(bus)
+
+
+def where_it_stands(relay: Relay) -> str:
+    """One line: what the relay did, where it is, and why it published nothing if it did not."""
+    status = relay.status()
+    counters = relay.counters
+    line = (
+        f"relay {relay.name}: stopped at position {status.position} of {status.head} "
+        f"(lag {status.lag}), published {counters.published} events in {counters.calls} "
+        f"calls, {status.parked} orders parked"
+    )
+    if counters.published or counters.parked:
+        return line
+    holder = status.holder
+    if status.lag and holder and holder.owner != relay.owner:
+        return f"{line}; nothing published: {holder.owner} holds the lease"
+    if not status.lag:
+        return f"{line}; nothing to publish: every event up to the log head is published"
+    return line
 
 
 @bus_app.command("setup")
@@ -71,7 +104,7 @@ def bus_setup(
 def relay_run(  # noqa: PLR0917 - one parameter per option
     context: typer.Context,
     bus: BusName = None,
-    to: Annotated[Target, typer.Option(help="Where to publish")] = Target.EVENTBRIDGE,
+    to: To = Target.EVENTBRIDGE,
     window: Annotated[int, typer.Option(min=1, help="Events per position update")] = 100,
     lease_seconds: Annotated[float, typer.Option(min=0.1, help="Lease term")] = 30.0,
     poll_seconds: Annotated[float, typer.Option(min=0.01, help="Pause when idle")] = 1.0,
@@ -104,26 +137,22 @@ def relay_run(  # noqa: PLR0917 - one parameter per option
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    typer.echo(f"relay {relay.owner}: publishing to {to.value} {bus}", err=True)
+    typer.echo(f"relay {relay.name} ({relay.owner}): from position {relay.position()}", err=True)
     try:
         if once:
             relay.run_until_caught_up(deadline=float("inf"))
         else:
             relay.run()
     finally:
-        counters = relay.counters
-        typer.echo(
-            f"relay {relay.owner}: stopped at position {relay.position()}, published "
-            f"{counters.published} events in {counters.calls} calls",
-            err=True,
-        )
+        typer.echo(where_it_stands(relay), err=True)
 
 
 @relay_app.command("status")
-def relay_status(context: typer.Context) -> None:
-    """Print the relay's position, the log head, the lag and the lease holder."""
-    status = status_of(runtime_of(context).service())
-    table = Table(title="relay", show_header=False)
+def relay_status(context: typer.Context, bus: BusName = None, to: To = Target.EVENTBRIDGE) -> None:
+    """Print the relay's position, the log head, the lag, the lease holder and parked orders."""
+    runtime = runtime_of(context)
+    status = status_of(runtime.service(), destination(to, bus or runtime.settings.bus_name))
+    table = Table(title=f"relay {status.name}", show_header=False)
     table.add_row("position", str(status.position))
     table.add_row("log head", str(status.head))
     table.add_row("lag", str(status.lag))
@@ -131,4 +160,5 @@ def relay_status(context: typer.Context) -> None:
     table.add_row(
         "lease", f"{holder.owner} until {holder.expires_at:.3f}" if holder else "never held"
     )
+    table.add_row("parked orders", str(status.parked))
     console.print(table)

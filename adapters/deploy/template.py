@@ -38,6 +38,7 @@ from adapters.dynamodb.table import SortKeyType, table_definition
 from adapters.eventbridge.wiring import BusWiring, Route, input_transformer
 from adapters.observability.telemetry import (
     INDEXER_LAG,
+    PARKED_ORDERS,
     RELAY_LAG,
     RELAY_STOPPED,
     MetricSpec,
@@ -457,7 +458,8 @@ def template() -> Json:
             "Relay",
             HANDLERS["Relay"],
             [
-                *_table_statements({"EventsTable": WRITE}),
+                # Releasing a parked order deletes its item.
+                *_table_statements({"EventsTable": READ_WRITE_DELETE}),
                 _statement(["events:PutEvents"], [arn("EventBus")]),
             ],
             {
@@ -485,11 +487,18 @@ def template() -> Json:
             periods=5,
         ),
         "RelayStoppedAlarm": _alarm(
-            "relay: stopped on an event it can never publish (see its logs)",
+            "relay: stopped, a call refused for good such as a missing bus (see its logs)",
             _ours(RELAY_STOPPED),
             "Sum",
             1,
             comparison="GreaterThanOrEqualToThreshold",
+        ),
+        "ParkedOrdersAlarm": _alarm(
+            "relay or projection runner: an order is parked on an event it cannot handle "
+            "(orders parked list)",
+            _ours(PARKED_ORDERS),
+            "Maximum",
+            0,
         ),
         "IndexerLagAlarm": _alarm(
             "indexer: newest indexed stream record older than the threshold for 5 minutes",

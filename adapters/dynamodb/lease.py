@@ -12,7 +12,7 @@ import contextlib
 
 from adapters.dynamodb.datastore import ConditionFailed, DynamoDBDatastore
 from adapters.dynamodb.items import key
-from adapters.relay.outbox import Lease, LeaseTerm
+from adapters.relay.ports import Lease, LeaseTerm
 
 OWNER = "o"
 EXPIRES = "x"

@@ -20,7 +20,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from eventsourcing.persistence import Notification
 
 from adapters.eventbridge.wiring import BusWiring, bus_detail, bus_input_transformer
-from adapters.relay.outbox import Entry, Publisher, PublishError, Rejection
+from adapters.relay.ports import Entry, Publisher, PublishError, Rejection
 from schemas import Envelope
 
 if TYPE_CHECKING:

@@ -3,8 +3,8 @@
 Each invocation takes the lease, relays until the log is caught up or ``MARGIN_SECONDS``
 before the function's timeout, and releases the lease; an invocation that finds the lease held
 (a previous one still running) returns at once. Metrics are flushed at the end of every
-invocation: ``RelayStopped`` is what the alarm watches. The relay is built on the first
-invocation and kept for the container's life.
+invocation: ``ParkedOrders`` and ``RelayStopped`` are what the alarms watch. The relay is built
+on the first invocation and kept for the container's life.
 """
 
 from __future__ import annotations
@@ -38,10 +38,11 @@ def _relay() -> tuple[Relay, MetricsSink]:
 
 
 def handler(event: Mapping[str, Any], context: LambdaContext) -> dict[str, int]:
-    """Relays what the log holds; returns ``published``, ``position`` and ``lag``.
+    """Relays what the log holds; returns ``published`` (events published or parked),
+    ``position``, ``lag`` and ``parked`` (orders waiting for an operator).
 
-    An event that can never be published raises (the invocation fails, and so does every
-    later one until it is dealt with), after the metric was reported.
+    An event that can never be published parks its order (``orders parked``); only a call
+    refused for good as a whole (a missing bus) raises, after the metric was reported.
     """
     relay, metrics = _relay()
     remaining = context.get_remaining_time_in_millis() / 1000
@@ -50,4 +51,9 @@ def handler(event: Mapping[str, Any], context: LambdaContext) -> dict[str, int]:
     finally:
         metrics.flush()
     status = relay.status()
-    return {"published": published, "position": status.position, "lag": status.lag}
+    return {
+        "published": published,
+        "position": status.position,
+        "lag": status.lag,
+        "parked": status.parked,
+    }

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from eventsourcing.sqlite import SQLiteDatastore
 
-from adapters.relay.outbox import Lease, LeaseTerm
+from adapters.relay.ports import Lease, LeaseTerm
 
 EVENTS_FILE_NAME = "events.sqlite3"
 

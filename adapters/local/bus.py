@@ -19,7 +19,7 @@ from eventsourcing.persistence import Notification
 
 from adapters.eventbridge.bus import MAX_BYTES, MAX_ENTRIES, entry_size
 from adapters.eventbridge.wiring import BusWiring, bus_detail
-from adapters.relay.outbox import Entry, Publisher, Rejection
+from adapters.relay.ports import Entry, Publisher, Rejection
 from schemas import Envelope
 
 log = logging.getLogger(__name__)

@@ -90,7 +90,14 @@ RELAY_FAILED: Final = MetricSpec(
 )
 RELAY_CALLS: Final = MetricSpec("RelayPutEventsCalls", "Count", (), "PutEvents calls made")
 RELAY_STOPPED: Final = MetricSpec(
-    "RelayStopped", "Count", (), "the relay stopped on an event it can never publish"
+    "RelayStopped", "Count", (), "the relay stopped: a call refused for good (a missing bus)"
+)
+PARKED_ORDERS: Final = MetricSpec(
+    "ParkedOrders",
+    "Count",
+    (),
+    "orders a worker (a relay, a projection runner) parked on an event it cannot handle; "
+    "their events wait for an operator (orders parked list); reported every cycle",
 )
 INDEXER_LAG: Final = MetricSpec(
     "IndexerLag",
@@ -123,6 +130,7 @@ ALL_METRICS: Final = (
     RELAY_FAILED,
     RELAY_CALLS,
     RELAY_STOPPED,
+    PARKED_ORDERS,
     INDEXER_LAG,
     PROJECTION_LAG,
     CONSUMER_SUCCESSES,
@@ -273,7 +281,8 @@ class RelayMetrics:
         "PublishedEvents": RELAY_PUBLISHED,
         "RetriedEntries": RELAY_FAILED,
         "PublishCalls": RELAY_CALLS,
-        "UnpublishableEvents": RELAY_STOPPED,
+        "Stopped": RELAY_STOPPED,
+        "ParkedOrders": PARKED_ORDERS,
         "Lag": RELAY_LAG,
     }
 

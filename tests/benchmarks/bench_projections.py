@@ -45,8 +45,8 @@ from botocore import xform_name
 from adapters.dynamodb import DynamoDBDatastore, DynamoDBMetrics
 from adapters.dynamodb.views import DynamoDBViewStore
 from orders import OrderLine, OrderService
+from projections.generations import live_generation, view_name
 from projections.rebuild import Rebuild
-from projections.runtime import live_generation, view_name
 from projections.views import PROJECTIONS
 from tests.benchmarks.workloads import RequestLog
 from tests.projections.support import seed_orders

@@ -8,10 +8,11 @@ from eventsourcing.persistence import ApplicationRecorder
 
 from adapters.cli.demo import CATALOGUE
 from orders import Order, OrderLine, OrderService
+from projections.generations import live_generation, view_name
 from projections.memory import InMemoryViewStore
 from projections.ports import JSONLike, ViewStore
 from projections.rebuild import partitions_of, rows_of
-from projections.runtime import Decode, Runner, live_generation, view_name
+from projections.runtime import Decode, Runner
 from projections.views import PROJECTIONS
 
 Contents = dict[tuple[str, str], tuple[dict[str, JSONLike], int]]

@@ -14,8 +14,9 @@ from adapters.dynamodb.indexer import indexer_of
 from adapters.dynamodb.views import DynamoDBViewStore
 from adapters.lambdas import projections as projections_lambda
 from orders import OrderService
+from projections.generations import live_generation
 from projections.rebuild import Rebuild
-from projections.runtime import Runner, live_generation
+from projections.runtime import Runner
 from projections.views import PROJECTIONS, OrderViews
 from tests.projections.support import all_contents, replayed
 from tests.support.dynamodb_local import DynamoDBLocalTestCase

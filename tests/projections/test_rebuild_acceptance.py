@@ -22,7 +22,8 @@ import pytest
 from adapters.dynamodb import DynamoDBDatastore
 from adapters.dynamodb.views import DynamoDBViewStore
 from orders import OrderService
-from projections.runtime import Runner, live_generation, view_name
+from projections.generations import live_generation, view_name
+from projections.runtime import Runner
 from projections.views import PROJECTIONS, OrderViews, StatusTotal
 from tests.projections.support import seed_orders
 from tests.support.dynamodb_local import DynamoDBLocalTestCase

@@ -21,7 +21,7 @@ from adapters.cli.demo import run_demo
 from adapters.local.backend import local_env
 from adapters.local.views import SQLiteViewStore
 from orders import OrderService
-from projections.runtime import live_generation, view_name
+from projections.generations import live_generation, view_name
 from projections.views import PROJECTIONS
 from tests.projections.support import all_contents, replayed
 

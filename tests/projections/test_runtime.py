@@ -14,17 +14,12 @@ from eventsourcing.persistence import ApplicationRecorder, Notification
 
 from adapters.cli.demo import run_demo
 from orders import OrderLine, OrderService
+from projections.generations import NotCaughtUpError, live_generation, view_name
 from projections.memory import InMemoryViewStore
 from projections.ports import Add, Advance, Change, Put, Row
 from projections.rebuild import Rebuild, reproject_order
-from projections.runtime import (
-    NotCaughtUpError,
-    RowCache,
-    Rows,
-    Runner,
-    live_generation,
-    view_name,
-)
+from projections.rows import RowCache, Rows
+from projections.runtime import Runner
 from projections.views import PROJECTIONS, OrderViews
 from tests.projections.support import all_contents, contents, replayed
 

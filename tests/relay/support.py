@@ -16,7 +16,7 @@ from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 from jsonschema import Draft202012Validator, FormatChecker
 
 from adapters.bootstrap.relay import relay_for
-from adapters.eventbridge.bus import BusResources, EventBridgePublisher, set_up_bus
+from adapters.eventbridge.bus import MAX_BYTES, BusResources, EventBridgePublisher, set_up_bus
 from adapters.eventbridge.wiring import BusWiring
 from adapters.local.backend import local_env
 from adapters.relay.outbox import Relay, RelaySettings
@@ -40,8 +40,10 @@ class Bus:
     wiring: BusWiring
     resources: BusResources
 
-    def publisher(self) -> EventBridgePublisher:
-        return EventBridgePublisher(self.server.client("events"), self.wiring.bus_name)
+    def publisher(self, max_bytes: int = MAX_BYTES) -> EventBridgePublisher:
+        return EventBridgePublisher(
+            self.server.client("events"), self.wiring.bus_name, max_bytes=max_bytes
+        )
 
     def received(self, route: str) -> list[str]:
         """Every message body the route's queue holds now, in receive order (deleted)."""

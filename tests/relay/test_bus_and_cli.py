@@ -20,13 +20,13 @@ from adapters.eventbridge.wiring import BusWiring, Route, input_transformer, mat
 from adapters.local.backend import local_env
 from adapters.observability.telemetry import (
     DEFAULT_NAMESPACE,
-    RELAY_STOPPED,
+    PARKED_ORDERS,
     CloudWatchMetrics,
     RelayMetrics,
 )
-from adapters.relay.outbox import UnpublishableEventError
 from orders import OrderLine, OrderService
 from projections.downstream import DownstreamQueries
+from schemas import event_id
 from tests.relay.support import FAST, Bus, fresh_moto, stored_order_events, wired_bus
 from tests.support.moto_server import MotoServer
 
@@ -140,32 +140,33 @@ def test_relay_run_on_a_missing_bus_fails_with_one_line(server: MotoServer, tmp_
     assert "Traceback" not in result.output
 
 
-def test_an_unpublishable_event_is_reported_to_cloudwatch(
+def test_a_parked_order_is_reported_to_cloudwatch(
     server: MotoServer, service: OrderService
 ) -> None:
-    """Given an event over the size limit When the relay reaching it stops (metrics to
-    CloudWatch, flushed as a worker does when it stops)
-    Then CloudWatch holds a RelayStopped sum of 1, the alarm's input."""
-    lines = [OrderLine(f"SKU-{n}-" + "x" * 2000, 1, Decimal(1)) for n in range(70)]
+    """Given an event over the bus's size limit (a small one: the domain's bounds keep every
+    order under today's) When the relay reaching it parks its order (metrics
+    to CloudWatch, flushed as a worker does when it stops)
+    Then CloudWatch holds a ParkedOrders maximum of 1, the alarm's input."""
+    lines = [OrderLine(f"SKU-{n}-" + "x" * 120, 1, Decimal(1)) for n in range(70)]
     service.place_order("customer-big", lines, "EUR")
     cloudwatch = server.client("cloudwatch")
     sink = CloudWatchMetrics(cloudwatch)
     bus = wired_bus(server)
-    relay = relay_for(service, bus.publisher(), settings=FAST, metrics=RelayMetrics(sink))
+    publisher = bus.publisher(max_bytes=8192)
+    relay = relay_for(service, publisher, settings=FAST, metrics=RelayMetrics(sink))
 
-    with pytest.raises(UnpublishableEventError):
-        relay.run_until_caught_up(time.time() + 60)
+    relay.run_until_caught_up(time.time() + 60)
     sink.flush()
 
     statistics = cloudwatch.get_metric_statistics(
         Namespace=DEFAULT_NAMESPACE,
-        MetricName=RELAY_STOPPED.name,
+        MetricName=PARKED_ORDERS.name,
         StartTime=datetime.now(UTC) - timedelta(minutes=10),
         EndTime=datetime.now(UTC) + timedelta(minutes=10),
         Period=60,
-        Statistics=["Sum"],
+        Statistics=["Maximum"],
     )
-    assert sum(point["Sum"] for point in statistics["Datapoints"]) == 1
+    assert max(point["Maximum"] for point in statistics["Datapoints"]) == 1
 
 
 def _row(output: str, name: str) -> str:
@@ -226,3 +227,31 @@ def test_the_template_wires_each_route_as_bus_setup_does() -> None:
         for name in transformer["InputPathsMap"]:
             text = text.replace(f"<{name}>", "{}" if name == "detail" else "x")
         assert json.loads(text)["account"] == "123456789012"
+
+
+def test_the_demo_then_relay_run_on_a_bus_publishes_every_event(
+    server: MotoServer, tmp_path: Path
+) -> None:
+    """Given ``orders demo`` ran (its relay published the log to the in-process bus)
+    When ``orders relay run --once`` publishes to an EventBridge bus
+    Then every event of the log reaches the bus's queue (each destination keeps its own
+    position); run again, it publishes nothing and says where it stands."""
+    bus = wired_bus(server)
+    data_dir = ["--data-dir", str(tmp_path)]
+    demo = runner.invoke(app, [*data_dir, "demo", "--orders", "20"])
+    assert demo.exit_code == 0, demo.output
+    with OrderService(env=local_env(tmp_path)) as service:
+        head = service.recorder.max_notification_id()
+        stored = sorted(str(event_id(event)) for event in stored_order_events(service))
+
+    first = runner.invoke(app, [*data_dir, "relay", "run", "--once", "--bus", "orders"])
+    again = runner.invoke(app, [*data_dir, "relay", "run", "--once", "--bus", "orders"])
+
+    assert first.exit_code == again.exit_code == 0, first.output + again.output
+    received = sorted(json.loads(body)["id"] for body in bus.received("views"))
+    assert head and len(stored) == head and received == stored
+    assert f"stopped at position {head} of {head} (lag 0), published {head} events" in (
+        first.stderr
+    )
+    assert f"position {head} of {head} (lag 0), published 0 events" in again.stderr
+    assert "nothing to publish: every event up to the log head is published" in again.stderr

@@ -10,7 +10,7 @@ from eventsourcing.sqlite import SQLiteDatastore
 
 from adapters.dynamodb.lease import DynamoDBLease
 from adapters.local.backend import SQLiteLease
-from adapters.relay.outbox import Lease
+from adapters.relay.ports import Lease
 from tests.support import lease_contract
 from tests.support.dynamodb_local import DynamoDBLocalTestCase
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -16,15 +15,10 @@ from adapters.eventbridge.bus import MAX_BYTES, entry_size
 from adapters.eventbridge.wiring import BusWiring, Route
 from adapters.local.bus import InProcessBus
 from adapters.observability.telemetry import NullMetrics, RelayMetrics
-from adapters.relay.outbox import (
-    Entry,
-    PublishError,
-    Rejection,
-    Relay,
-    RelayError,
-    UnpublishableEventError,
-)
+from adapters.relay.outbox import Relay
+from adapters.relay.ports import Entry, PublishError, Rejection, RelayError
 from orders import OrderLine, OrderService
+from projections.parking import Request
 from schemas import Envelope
 from tests.relay.support import FAST
 
@@ -140,66 +134,121 @@ def test_a_restarted_relay_continues_from_its_position(service: OrderService) ->
     assert [e.notification_id for e in second.accepted] == [16, 17]
 
 
-def test_an_event_that_cannot_be_mapped_stops_the_relay_naming_it(service: OrderService) -> None:
+def test_an_event_that_cannot_be_mapped_parks_its_order_and_the_others_flow_on(
+    service: OrderService,
+) -> None:
     """Given a stored event no mapping knows between valid ones When the relay runs
-    Then it publishes the events before it, records the position just before it, reports
-    UnpublishableEvents, and stops with an error naming the notification; it never skips it."""
+    Then every other event is published, the position passes the bad one only once it is
+    recorded in the parking lot (with the reason), ParkedOrders is 1 in every later report;
+    a skip drops it with its recorded reason and ParkedOrders goes back to 0."""
     place(service, 2)
+    stream = uuid4()
     (bad_id,) = service.recorder.insert_events(
-        [StoredEvent(uuid4(), 1, "orders:NoSuchEvent", b"{}")]
+        [StoredEvent(stream, 1, "orders:NoSuchEvent", b"{}")]
     ) or [0]
     place(service, 1)
     bus, metrics = ScriptedBus(), Metrics()
     relay = relay_to(service, bus, metrics)
 
-    with pytest.raises(UnpublishableEventError, match=rf"notification {bad_id} .* cannot be"):
-        relay.run(threading.Event())
+    assert relay.run_until_caught_up(deadline=float("inf")) == 10
 
-    assert sorted(e.notification_id for e in bus.accepted) == list(range(1, bad_id))
-    assert relay.position() == bad_id - 1
-    assert [r["UnpublishableEvents"] for r in metrics.reports if "UnpublishableEvents" in r] == [1]
-    assert sum(r["PublishedEvents"] for r in metrics.reports) == bad_id - 1
-    with pytest.raises(UnpublishableEventError):
-        relay_to(service, ScriptedBus()).run_until_caught_up(deadline=float("inf"))
+    assert sorted(e.notification_id for e in bus.accepted) == [*range(1, bad_id), 8, 9, 10]
+    assert relay.position() == 10
+    (parked,) = relay.parking.parked()
+    assert (parked.order_id, parked.notification_ids) == (str(stream), (bad_id,))
+    assert f"notification {bad_id} " in parked.reason and "cannot be published" in parked.reason
+    assert metrics.reports[-1]["ParkedOrders"] == 1
+    assert sum(r["PublishedEvents"] for r in metrics.reports) == 9
+
+    relay.parking.ask(str(stream), Request.SKIP, "written by a broken migration")
+    assert relay.settle()
+    assert relay.parking.parked() == []
+    (skipped,) = relay.parking.skipped()
+    assert (skipped.notification_ids, skipped.note) == ((bad_id,), "written by a broken migration")
+    assert metrics.reports[-1]["ParkedOrders"] == 0
+    assert len(bus.accepted) == 9
 
 
-def test_an_event_over_the_size_limit_stops_the_relay_naming_its_size(
+def test_an_oversized_event_parks_its_order_with_its_later_events_and_a_retry_publishes_them(
     service: OrderService,
 ) -> None:
-    """Given a bus whose limit (``max_bytes``, a setting) is below an order's event as
-    EventBridge counts it When the relay runs Then it stops before it, naming the size, with
-    the position before it. (The domain's bounds keep every order under today's 256 KB:
-    ``tests/integration/test_largest_order.py``.)"""
+    """Given an order whose OrderPlaced is over the bus's limit (``max_bytes``, a setting;
+    the domain's bounds keep every order under today's 256 KB, see
+    ``tests/integration/test_largest_order.py``), then paid and shipped, and
+    other orders placed and paid around it When the relay runs
+    Then the big order's 3 events are parked in order (the reason naming the size) and every
+    other event is published; after the fix (a bus taking bigger entries), a retry publishes
+    the 3 once, in order, and releases the order; its next event is published as usual."""
     place(service, 1)
     lines = [OrderLine(f"SKU-{n}-" + "x" * 120, 1, Decimal(1)) for n in range(70)]
-    service.place_order("customer-big", lines, "EUR")
-    relay = relay_to(service, ScriptedBus(max_bytes=8192))
+    big = service.place_order("customer-big", lines, "EUR").order_id
+    place(service, 1)
+    service.confirm_payment(big, "pay-big", Decimal(70))
+    place(service, 1)
+    service.ship(big)
+    bus = ScriptedBus(max_bytes=8192)
+    relay = relay_to(service, bus)
 
-    with pytest.raises(
-        UnpublishableEventError, match=r"notification 4 .*bytes, over the bus's 8192"
-    ):
-        relay.run_until_caught_up(deadline=float("inf"))
-    assert relay.position() == 3
+    relay.run_until_caught_up(deadline=float("inf"))
+
+    (parked,) = relay.parking.parked()
+    assert parked.notification_ids == (4, 8, 12)
+    assert "bytes, over the bus's 8192" in parked.reason
+    assert sorted(e.notification_id for e in bus.accepted) == [1, 2, 3, 5, 6, 7, 9, 10, 11]
+    assert relay.position() == 12
+
+    bus.max_bytes = 1024 * 1024  # the fix: a bus that takes entries of up to 1 MB
+    relay.parking.ask(str(big), Request.RETRY)
+    relay.run_until_caught_up(deadline=float("inf"))
+    service.complete(big)
+    relay.run_until_caught_up(deadline=float("inf"))
+
+    big_events = [e for e in bus.accepted if e.order_id == big]
+    assert [e.envelope.detail_type for e in big_events] == [
+        "OrderPlaced",
+        "PaymentConfirmed",
+        "OrderShipped",
+        "OrderCompleted",
+    ]
+    assert relay.parking.parked() == []
+    assert sorted(e.notification_id for e in bus.accepted) == list(range(1, 14))
 
 
-def test_an_entry_refused_for_good_stops_the_relay_after_the_accepted_prefix(
+def test_an_entry_refused_for_good_parks_its_order_and_a_failed_retry_keeps_it_parked(
     service: OrderService,
 ) -> None:
     """Given the bus refuses notification 5 as malformed When the relay runs
-    Then it stops naming notification 5 and the bus's reason; the position is 4."""
+    Then its order (events 4, 5, 6) is parked from 5 on (4 was accepted), the others are
+    published, and the position is the head; a retry while the bus still refuses it keeps
+    5 and 6 parked with the new reason and clears the request."""
     place(service, 3)
+    refusing = [True]
     bus = ScriptedBus(
         lambda entry, attempt: (
             Rejection("MalformedDetail: bad", permanent=True)
-            if entry.notification_id == 5
+            if entry.notification_id == 5 and refusing[0]
             else None
         )
     )
     relay = relay_to(service, bus)
 
-    with pytest.raises(UnpublishableEventError, match=r"notification 5 .*MalformedDetail"):
-        relay.run_until_caught_up(deadline=float("inf"))
-    assert relay.position() == 4
+    relay.run_until_caught_up(deadline=float("inf"))
+
+    (parked,) = relay.parking.parked()
+    assert parked.notification_ids == (5, 6)
+    assert "MalformedDetail" in parked.reason
+    assert sorted(e.notification_id for e in bus.accepted) == [1, 2, 3, 4, 7, 8, 9]
+    assert relay.position() == 9
+    relay.parking.ask(parked.order_id, Request.RETRY)
+    assert relay.settle()
+    (still,) = relay.parking.parked()
+    assert (still.notification_ids, still.request) == ((5, 6), None)
+
+    refusing[0] = False
+    relay.parking.ask(parked.order_id, Request.RETRY)
+    assert relay.settle()
+    assert relay.parking.parked() == []
+    assert [e.notification_id for e in bus.accepted][-2:] == [5, 6]
 
 
 def test_a_call_that_fails_as_a_whole_is_sent_again_and_a_lasting_one_stops_the_relay(

@@ -10,7 +10,7 @@ from unittest import mock
 
 import pytest
 
-from adapters.bootstrap.relay import relay_for
+from adapters.bootstrap.relay import eventbridge_destination, relay_for, relay_name
 from adapters.cli.demo import run_demo
 from adapters.dynamodb import DynamoDBFactory
 from adapters.dynamodb.indexer import indexer_of
@@ -61,12 +61,13 @@ class TestRelayLambdaOnDynamoDB(DynamoDBLocalTestCase):
             second = relay_lambda.handler({}, Context())
 
         bodies = bus.received("views")
-        self.assertEqual(first, {"published": 40, "position": 40, "lag": 0})
-        self.assertEqual(second, {"published": 0, "position": 40, "lag": 0})
+        self.assertEqual(first, {"published": 40, "position": 40, "lag": 0, "parked": 0})
+        self.assertEqual(second, {"published": 0, "position": 40, "lag": 0, "parked": 0})
         self.assertEqual(sorted(json.loads(b)["id"] for b in bodies), sorted(stored))
         for body in bodies:
             assert_keeps_the_contract(body)
-        holder = DynamoDBLease(self.datastore, "eventbridge-relay", "orderservice_lease").holder()
+        name = relay_name(eventbridge_destination(bus.wiring.bus_name))
+        holder = DynamoDBLease(self.datastore, name, "orderservice_lease").holder()
         self.assertIsNotNone(holder)
 
     def test_the_relay_publishes_the_indexed_mode_log_as_its_indexer_fills_it(self) -> None:

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from adapters.bootstrap.relay import RELAY_NAME, status_of
+from adapters.bootstrap.relay import eventbridge_destination, relay_name, status_of
+from adapters.eventbridge.wiring import BusWiring
 from adapters.local.backend import SQLiteLease
 from orders import OrderLine, OrderService
 from schemas import Envelope, event_id, parse_envelope
@@ -35,6 +36,10 @@ def store_events(service: OrderService, count: int) -> list[str]:
         service.confirm_payment(order_id, f"pay-{number}", Decimal("2.50"))
         service.ship(order_id)
     return [str(event_id(event)) for event in stored_order_events(service)]
+
+
+DESTINATION = eventbridge_destination(BusWiring().bus_name)
+"""The destination of the tests' bus."""
 
 
 def start_relay(
@@ -58,7 +63,8 @@ def start_relay(
 
 
 def lease_of(service: OrderService) -> SQLiteLease:
-    lease = SQLiteLease(service.factory.datastore, RELAY_NAME)  # type: ignore[attr-defined]
+    name = relay_name(DESTINATION)
+    lease = SQLiteLease(service.factory.datastore, name)  # type: ignore[attr-defined]
     return lease
 
 
@@ -110,9 +116,13 @@ def test_a_relay_killed_at_random_moments_delivers_everything_at_least_once(
             time.sleep(rng.uniform(0.0, 0.6))
             relay.send_signal(signal.SIGKILL)
             relay.wait()
-            killed_while_behind += status_of(service).lag > 0
+            killed_while_behind += status_of(service, DESTINATION).lag > 0
         last = start_relay(tmp_path, bus, lease_seconds=1.0, poll_seconds=0.1)
-        wait_for(lambda: status_of(service).lag == 0, 180, "the relay caught up")
+        wait_for(
+            lambda: status_of(service, DESTINATION).lag == 0,
+            180,
+            "the relay caught up",
+        )
         last.send_signal(signal.SIGTERM)
         _, stderr = last.communicate(timeout=30)
 
@@ -151,7 +161,11 @@ def test_two_relays_publish_each_event_once_and_the_survivor_takes_over_after_a_
     stored = store_events(service, 150)
     with bus.reader("views") as queues:
         relays = [start_relay(tmp_path, bus, lease_seconds, poll_seconds) for _ in range(2)]
-        wait_for(lambda: status_of(service).lag == 0, 120, "the relays caught up")
+        wait_for(
+            lambda: status_of(service, DESTINATION).lag == 0,
+            120,
+            "the relays caught up",
+        )
         holder = next(relay for relay in relays if holds_lease(service, relay))
         survivor = next(relay for relay in relays if relay is not holder)
         holder.send_signal(signal.SIGKILL)
@@ -161,7 +175,11 @@ def test_two_relays_publish_each_event_once_and_the_survivor_takes_over_after_a_
             lambda: holds_lease(service, survivor), 30, "the survivor took over"
         )
         stored += store_events(service, 30)[len(stored) :]
-        wait_for(lambda: status_of(service).lag == 0, 60, "the survivor caught up")
+        wait_for(
+            lambda: status_of(service, DESTINATION).lag == 0,
+            60,
+            "the survivor caught up",
+        )
         survivor.send_signal(signal.SIGINT)  # as Ctrl-C does
         survivor.communicate(timeout=30)
 

@@ -12,7 +12,7 @@ import threading
 from abc import abstractmethod
 from unittest import TestCase
 
-from adapters.relay.outbox import Lease, LeaseTerm
+from adapters.relay.ports import Lease, LeaseTerm
 
 NOW = 1_800_000_000.0
 TERM = 30.0
