@@ -16,6 +16,7 @@ from adapters.bootstrap.relay import relay_for
 from adapters.cli.demo import run_demo
 from adapters.cli.main import app
 from adapters.deploy.template import template
+from adapters.eventbridge.bus import EventBridgePublisher
 from adapters.eventbridge.wiring import BusWiring, Route, input_transformer, matches
 from adapters.local.backend import local_env
 from adapters.observability.telemetry import (
@@ -143,15 +144,17 @@ def test_relay_run_on_a_missing_bus_fails_with_one_line(server: MotoServer, tmp_
 def test_an_unpublishable_event_is_reported_to_cloudwatch(
     server: MotoServer, service: OrderService
 ) -> None:
-    """Given an event over the size limit When the relay reaching it stops (metrics to
-    CloudWatch, flushed as a worker does when it stops)
+    """Given an event over the bus's size limit (a setting, small here: the domain's bounds keep
+    every order under today's 256 KB) When the relay reaching it stops (metrics to CloudWatch,
+    flushed as a worker does when it stops)
     Then CloudWatch holds a RelayStopped sum of 1, the alarm's input."""
-    lines = [OrderLine(f"SKU-{n}-" + "x" * 2000, 1, Decimal(1)) for n in range(70)]
+    lines = [OrderLine(f"SKU-{n}-" + "x" * 120, 1, Decimal(1)) for n in range(70)]
     service.place_order("customer-big", lines, "EUR")
     cloudwatch = server.client("cloudwatch")
     sink = CloudWatchMetrics(cloudwatch)
     bus = wired_bus(server)
-    relay = relay_for(service, bus.publisher(), settings=FAST, metrics=RelayMetrics(sink))
+    publisher = EventBridgePublisher(server.client("events"), bus.wiring.bus_name, max_bytes=8192)
+    relay = relay_for(service, publisher, settings=FAST, metrics=RelayMetrics(sink))
 
     with pytest.raises(UnpublishableEventError):
         relay.run_until_caught_up(time.time() + 60)
