@@ -220,10 +220,10 @@ class DownstreamProjection:
         applied = tracker.version if tracker else 0
         if self.store_events is not None:
             pending = self._verified(envelope, applied)
-        elif received > applied:
-            pending = [*self._gap(order_id, applied, received), envelope]
+        elif received > applied + 1:
+            raise GapError(order_id, applied, received)
         else:
-            pending = []
+            pending = [envelope] if received > applied else []
         if not pending:
             logger.debug("order %s version %s: duplicate, skipped", order_id, received)
             return
@@ -240,11 +240,6 @@ class DownstreamProjection:
             )
         )
         self.store.commit(changes)
-
-    def _gap(self, order_id: UUID, applied: int, received: int) -> Sequence[Envelope]:
-        if received != applied + 1:
-            raise GapError(order_id, applied, received)
-        return ()
 
     def _verified(self, envelope: Envelope, applied: int) -> Sequence[Envelope]:
         """The stored events to apply for ``envelope`` (none for a true duplicate), once it

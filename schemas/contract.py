@@ -14,6 +14,10 @@ reads JSON numbers as doubles still gets each amount exactly. Write a model with
 same values (through pydantic's JSON parser, so ``12.50`` comes back as ``12.5``).
 A model accepts an amount as a ``Decimal``, an ``int`` or a JSON number; never as a string or a
 Python ``float``, and never one the domain would refuse.
+
+Every text field and the line count carry the domain's bounds (``orders.bounds``: ``maxLength``,
+``maxItems`` in the schema files), so an envelope over them is refused as breaking the contract.
+An order event's ``source`` is ``order-service``; nothing else may publish one.
 """
 
 from __future__ import annotations

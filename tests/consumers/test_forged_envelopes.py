@@ -12,7 +12,11 @@ from uuid import uuid4
 
 import pytest
 
+from adapters.cli.demo import run_demo
 from adapters.consumers.dispatcher import ORDER_DETAIL_TYPES, Dispatcher
+from adapters.dynamodb.datastore import DynamoDBDatastore
+from adapters.dynamodb.views import DynamoDBViewStore
+from adapters.lambdas import consumers as lambda_consumers
 from adapters.lambdas.consumers import batch_handler
 from adapters.sqs.worker import SqsConsumer, dead_letters
 from orders import OrderService
@@ -23,6 +27,7 @@ from tests.consumers.builders import demo_service, logged_envelopes, replayed, v
 from tests.consumers.queues import queue_depth, queue_with_dead_letters, send_bodies
 from tests.consumers.test_lambda import sqs_event
 from tests.consumers.test_sqs_consumer import body, drain
+from tests.support.dynamodb_local import dynamodb_local
 from tests.support.moto_server import MotoServer
 
 
@@ -143,3 +148,40 @@ def test_forgeries_through_the_lambda_handler_fail_alone_with_their_reasons(
                     lines = [r.getMessage() for r in caplog.records]
                     assert any(record["messageId"] in line and reason in line for line in lines)
     assert_views_are_the_replay(store, envelopes, ghost_order)
+
+
+@pytest.mark.dynamodb
+def test_the_deployed_lambda_handler_verifies_against_the_store_on_dynamodb(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The deployed entry point, built from the environment as the template gives it (the
+    event store and the views on DynamoDB Local): each forgery fails, the rest is applied,
+    and the views on DynamoDB equal a replay of the store."""
+    server = dynamodb_local()
+    table = server.new_table()
+    env = {**server.env(table), "ORDERS_CONSUMERS": "views", "DYNAMODB_CREATE_TABLE": "y"}
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    service = OrderService(env=env)
+    run_demo(service, 8, seed=21)
+    envelopes = logged_envelopes(service)
+    before, after, ghost_order = forgeries(envelopes)
+    lambda_consumers._configured.cache_clear()
+    try:
+        for bodies in (
+            [*before.values(), *(body(envelope) for envelope in envelopes)],
+            list(after.values()),
+        ):
+            event = sqs_event(bodies)
+            response = lambda_consumers.handler(event, None)
+            failed = {item["itemIdentifier"] for item in response["batchItemFailures"]}
+            forged = set(before.values()) | set(after.values())
+            assert failed == {r["messageId"] for r in event["Records"] if r["body"] in forged}
+        views = DynamoDBViewStore(DynamoDBDatastore(server.client(), f"{table}-views"))
+        assert view_contents(views, envelopes) == view_contents(replayed(envelopes), envelopes)
+        assert views.get(TRACKER_VIEW, ghost_order, "") is None
+    finally:
+        lambda_consumers._configured.cache_clear()
+        for name in (f"{table}-views", table):
+            if name in server.client().list_tables()["TableNames"]:
+                server.delete_table(name)

@@ -9,16 +9,18 @@ multiset of events they hold; every sequence of a group must end alike.
 from __future__ import annotations
 
 import itertools
+import json
 from collections import defaultdict
 from decimal import Decimal
 from typing import NamedTuple
 from uuid import UUID
 
 import pytest
+from eventsourcing.persistence import StoredEvent
 
 from adapters.consumers.dispatcher import PAYMENT_DETAIL_TYPES, Dispatcher
 from adapters.consumers.saga import PaymentSaga
-from orders import OrderLine, OrderRuleError, OrderService
+from orders import OrderCancelled, OrderLine, OrderRuleError, OrderService
 from schemas.payments import PaymentEnvelope, payment_failed, payment_succeeded
 
 TOTAL = Decimal("25.00")
@@ -131,3 +133,46 @@ def test_a_late_failure_of_the_very_payment_that_succeeded_changes_nothing() -> 
     result = run(service, (("succeeded", "pay-1"), ("failed", "pay-1")))
     assert result == Outcome("paid", "pay-1", None, ())
     assert run(service, (("failed", "pay-1"), ("succeeded", "pay-1"))) == result
+
+
+def test_a_success_pays_an_order_a_failure_cancelled_but_not_one_the_customer_cancelled() -> None:
+    service = OrderService()
+    lines = [OrderLine("BOOK", 2, Decimal("12.50"))]
+    declined = service.place_order("c-1", lines, "EUR").order_id
+    service.payment_failed(declined, "pay-1", "card declined")
+    assert service.get_order(declined).failed_payment_id == "pay-1"
+    service.confirm_payment(declined, "pay-2", TOTAL)
+    order = service.get_order(declined)
+    assert (order.state, order.payment_id, order.cancellation_reason) == ("paid", "pay-2", None)
+
+    withdrawn = service.place_order("c-1", lines, "EUR").order_id
+    service.cancel(withdrawn, "changed my mind")
+    with pytest.raises(OrderRuleError) as refused:
+        service.confirm_payment(withdrawn, "pay-3", TOTAL)
+    assert refused.value.rule == "illegal-transition"
+    assert service.get_order(withdrawn).version == 2
+
+
+def test_a_failure_after_shipping_records_nothing() -> None:
+    service = OrderService()
+    order_id = service.place_order("c-1", [OrderLine("BOOK", 2, Decimal("12.50"))], "EUR")[0]
+    service.confirm_payment(order_id, "pay-1", TOTAL)
+    shipped = service.ship(order_id)
+    assert service.payment_failed(order_id, "pay-1", "chargeback") == shipped
+    assert service.get_order(order_id).state == "shipped"
+
+
+def test_a_cancellation_stored_before_failed_payment_ids_were_recorded_still_loads() -> None:
+    service = OrderService()
+    order_id = service.place_order("c-1", [OrderLine("BOOK", 1, Decimal("1.00"))], "EUR")[0]
+    service.cancel(order_id, "why")
+    stored = service.mapper.to_stored_event(list(service.events.get(order_id))[-1])
+    state = json.loads(stored.state)
+    del state["failed_payment_id"]
+    del state["class_version"]  # version 1 events carried none
+    old = StoredEvent(
+        stored.originator_id, stored.originator_version, stored.topic, json.dumps(state).encode()
+    )
+    event = service.mapper.to_domain_event(old)
+    assert isinstance(event, OrderCancelled)
+    assert (event.reason, event.failed_payment_id) == ("why", None)
