@@ -25,7 +25,7 @@ from adapters.cli.downstream import demo_downstream, downstream_app
 from adapters.cli.errors import OneLineErrors
 from adapters.cli.indexer import indexer_app
 from adapters.cli.projections import backends, demo_rebuild, demo_views, projections_app
-from adapters.cli.relay import bus_app, relay_app
+from adapters.cli.relay import bus_app, local_dead_letters, relay_app
 from adapters.dynamodb.indexer import indexing
 from adapters.local.backend import EVENTS_FILE_NAME, default_data_dir, local_env
 from adapters.observability.observed import observe_commands
@@ -205,7 +205,8 @@ def demo(
     console.print(order_table(service.get_order(audited, version=1)))
     console.print(order_table(service.get_order(audited)))
     demo_views(service, views, statuses)
-    demo_downstream(service, views, service.get_order(audited).customer_id)
+    customer_id = service.get_order(audited).customer_id
+    demo_downstream(service, views, local_dead_letters(context), customer_id)
     demo_rebuild(service, views)
 
 

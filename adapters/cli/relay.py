@@ -21,9 +21,11 @@ from rich.table import Table
 
 from adapters.bootstrap.relay import relay_for, status_of
 from adapters.cli.projections import backends
+from adapters.consumers.dispatcher import ORDER_DETAIL_TYPES, Dispatcher
 from adapters.eventbridge.bus import EventBridgePublisher, set_up_bus
 from adapters.eventbridge.wiring import BusWiring
-from adapters.local.bus import Handler, InProcessBus
+from adapters.local.backend import EVENTS_FILE_NAME
+from adapters.local.bus import InProcessBus, LocalDeadLetters, RecordHandler
 from adapters.observability.telemetry import RelayMetrics
 from adapters.relay.outbox import Publisher, RelaySettings
 from orders import OrderService
@@ -44,11 +46,22 @@ class Target(StrEnum):
     IN_PROCESS = "in-process"
 
 
-def local_handlers(service: OrderService, store: ViewStore) -> Mapping[str, Handler]:
-    """The consumers the in-process bus delivers to, by route: the downstream views (in
-    ``store``, reading gaps from ``service``). Notifications need SNS and the saga takes
-    payment events, which the order log does not hold: they run on the SQS path only."""
-    return {"views": DownstreamProjection(store, missing_events=store_reader(service))}
+def local_handlers(service: OrderService, store: ViewStore) -> Mapping[str, RecordHandler]:
+    """The record handlers the in-process bus delivers to, by route: the downstream views (in
+    ``store``, reading gaps from ``service``), behind the same dispatcher as on SQS.
+    Notifications need SNS and the saga takes payment events, which the order log does not
+    hold: they run on the SQS path only."""
+    views = DownstreamProjection(store, missing_events=store_reader(service))
+    return {"views": Dispatcher([(ORDER_DETAIL_TYPES, views)])}
+
+
+def local_dead_letters(context: typer.Context) -> LocalDeadLetters:
+    """The in-process bus's dead letters, in the local backend's database."""
+    from adapters.cli.main import settings_of  # noqa: PLC0415 - adapters.cli.main imports this module
+
+    data_dir = settings_of(context).data_dir
+    data_dir.mkdir(parents=True, exist_ok=True)
+    return LocalDeadLetters(data_dir / EVENTS_FILE_NAME)
 
 
 @bus_app.command("setup")
@@ -97,7 +110,7 @@ def relay_run(  # noqa: PLR0917 - one parameter per option
     else:
         local = backends(context)
         service = local.service
-        publisher = InProcessBus(local_handlers(service, local.store))
+        publisher = InProcessBus(local_handlers(service, local.store), local_dead_letters(context))
     settings = RelaySettings(window=window, lease_seconds=lease_seconds, poll_seconds=poll_seconds)
     relay = relay_for(service, publisher, settings=settings, metrics=RelayMetrics(options.metrics))
 
