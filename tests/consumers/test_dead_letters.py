@@ -29,9 +29,9 @@ def received_bodies(sqs: Any, url: str) -> Counter[str]:
     """Every body on the queue, each received and deleted once (a bounded number of polls)."""
     bodies: Counter[str] = Counter()
     for _ in range(200):
-        messages = sqs.receive_message(
-            QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1
-        ).get("Messages", [])
+        messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get(
+            "Messages", []
+        )
         if not messages:
             return bodies
         bodies.update(message["Body"] for message in messages)
@@ -102,9 +102,9 @@ def test_a_message_of_ten_attributes_is_dead_lettered_and_redriven_with_all_of_t
     assert letter.reason == "RuntimeError: the handler's bug"
     assert (letter.receives, letter.source) == ("1", url)
     assert redrive(sqs, dead_letter_url, url, wait_seconds=1) == 1
-    (back,) = sqs.receive_message(
-        QueueUrl=url, MessageAttributeNames=["All"], WaitTimeSeconds=1
-    )["Messages"]
+    (back,) = sqs.receive_message(QueueUrl=url, MessageAttributeNames=["All"], WaitTimeSeconds=1)[
+        "Messages"
+    ]
     assert back["Body"] == body(envelope)
     assert back["MessageAttributes"] == attributes
     assert queue_depth(sqs, dead_letter_url) == 0
