@@ -10,9 +10,14 @@ one :meth:`~projections.ports.ViewStore.commit`, so:
 - a restart resumes from the tracked position: nothing skipped, nothing applied twice;
 - of two runners of one generation, only one advances it; the other's batch fails whole with
   ``PositionConflictError``, and it carries on from the position the winner recorded;
-- every row written is conditioned on the version it was read at, so a row changed behind the
-  runner's back (``orders projections rebuild NAME --order ID``) fails the batch rather than
-  being overwritten with stale data; the runner reads again and redoes the batch.
+- every row written is conditioned on the version it was read at, and every commit expects the
+  view's repair revision (:func:`revision_pointer`) as read before the batch's rows, which a
+  repair (``orders projections rebuild NAME --order ID``) bumps: a batch read before a repair
+  fails whole rather than writing stale data (or counting stale totals); the runner reads again
+  and redoes it;
+- a runner following the live generation expects ``name.live`` unchanged in every commit, so
+  no batch lands in a generation readers were switched away from; a dropped generation's
+  position is a tombstone (:data:`DROPPED`) no advance starts from.
 
 Generations (blue/green): the rows of projection ``name`` at generation ``g`` live in view
 ``name@g``, tracked by the position of the same name. Readers use the live generation, the
@@ -47,6 +52,7 @@ from projections.ports import (
     Advance,
     Change,
     Delete,
+    Expect,
     JSONLike,
     PositionConflictError,
     Put,
@@ -77,6 +83,15 @@ def live_pointer(projection: str) -> str:
 def next_pointer(projection: str) -> str:
     """The position naming the generation a rebuild fills (equal to live when none is running)."""
     return f"{projection}.next"
+
+
+DROPPED = -1
+"""The position of a dropped generation (its tombstone): a runner's advance never starts from it."""
+
+
+def revision_pointer(view: str) -> str:
+    """The position counting the repairs of ``view`` (absent: none yet)."""
+    return f"{view}.revision"
 
 
 def live_generation(store: ViewStore, projection: str) -> int:
@@ -421,7 +436,8 @@ class Runner:
         self._rate_applied = 0
         self._cache_generation = generation
         self.generation_check = generation_check
-        self._live: tuple[int, float] | None = None
+        self._live: tuple[int | None, float] | None = None  # name.live as read, and when
+        self._revision: tuple[str, int | None] | None = None
         self._position: tuple[str, int | None] | None = None
         self._ahead: _ReadAhead | None = None
         self._reader: concurrent.futures.ThreadPoolExecutor | None = None
@@ -434,8 +450,18 @@ class Runner:
             return self.fixed_generation
         now = time.monotonic()
         if self._live is None or now - self._live[1] >= self.generation_check:
-            self._live = (live_generation(self.store, self.projection.name), now)
-        return self._live[0]
+            self._live = (self.store.position(live_pointer(self.projection.name)), now)
+        return self._live[0] or 1
+
+    def _expectations(self, view: str) -> list[Expect]:
+        """What this runner's commits to ``view`` expect: the view's repair revision as read
+        now (or before), and, when following the live generation, ``name.live`` as read."""
+        if self._revision is None or self._revision[0] != view:
+            self._revision = (view, self.store.position(revision_pointer(view)))
+        expected = [Expect(revision_pointer(view), self._revision[1])]
+        if self.fixed_generation is None and self._live is not None:
+            expected.append(Expect(live_pointer(self.projection.name), self._live[0]))
+        return expected
 
     def _tracked(self, view: str) -> int | None:
         """The position of ``view``: as this runner last committed it, else as stored (a
@@ -459,19 +485,21 @@ class Runner:
             self.cache.clear()  # the live generation changed: its rows are not those cached
             self._cache_generation = generation
         position = self._tracked(view)
+        if position == DROPPED:
+            self._left_dropped(view)
+            return 0
         start = (position or 0) + 1
         if until is not None and start > until:
             return 0
+        expect = self._expectations(view)
         notifications = self._read(view, start, until)
         if not notifications:
             return 0
         for attempt in range(1, 4):
             try:
-                applied = self._apply(view, position, notifications)
+                applied = self._apply(view, position, notifications, expect)
             except PositionConflictError as conflict:
-                self.conflicts += 1
-                self._position = None
-                self._lost_race(conflict)
+                self._position_moved(view, conflict)
                 return 0
             except RowConflictError as conflict:
                 self.conflicts += 1
@@ -510,13 +538,36 @@ class Runner:
     def _select(self, start: int, until: int | None) -> Sequence[Notification]:
         return self.recorder.select_notifications(start=start, limit=self.batch_size, stop=until)
 
-    def _lost_race(self, conflict: PositionConflictError) -> None:
-        logger.warning("%s: following from there", conflict)
+    def _left_dropped(self, view: str) -> None:
+        """``view``'s generation was dropped: follow the live one (or stop, if fixed)."""
+        if self.fixed_generation is not None:
+            msg = f"{view} was dropped (a rebuild retired it): nothing to write"
+            raise RunnerStoppedError(msg)
+        self._live = None
+        self.conflicts += 1
+
+    def _position_moved(self, view: str, conflict: PositionConflictError) -> None:
+        """A commit found a position moved: ``view``'s own (another runner advanced it: pause
+        with jitter, then follow from there), or one it expected (a switch or a repair since
+        the batch was read: read them again)."""
+        self.conflicts += 1
+        self._position = None
         if self.cache is not None:
             self.cache.clear()
-        time.sleep(random.uniform(0, self.conflict_pause))
+        if conflict.name == view:
+            logger.warning("%s: following from there", conflict)
+            time.sleep(random.uniform(0, self.conflict_pause))
+        else:
+            logger.info("%s; reading again", conflict)
+            self._live = self._revision = None
 
-    def _apply(self, view: str, position: int | None, notifications: Sequence[Notification]) -> int:
+    def _apply(
+        self,
+        view: str,
+        position: int | None,
+        notifications: Sequence[Notification],
+        expect: Sequence[Expect],
+    ) -> int:
         """Apply ``notifications`` in as few commits as the store's limit allows; the number
         committed. After a full read, a tail that would make a small commit of its own is
         left for the next read, which continues it into a full one."""
@@ -525,21 +576,23 @@ class Runner:
         first, last = position, position
         for notification in notifications:
             if len(rows) > limit:
-                self._commit(rows, position, last)
+                self._commit(rows, position, last, expect)
                 position, rows = last, Rows(self.store, view, self.cache)
             event = self.decode(notification)
             if isinstance(event, OrderEvent):
                 self.projection.project(event, rows)
             last = notification.id
         if position == first or len(notifications) < self.batch_size:
-            self._commit(rows, position, last)
+            self._commit(rows, position, last, expect)
             position = last
         return (position or 0) - (first or 0)
 
-    def _commit(self, rows: Rows, position: int | None, last: int | None) -> None:
+    def _commit(
+        self, rows: Rows, position: int | None, last: int | None, expect: Sequence[Expect]
+    ) -> None:
         assert last is not None
         view = rows.view
-        self.store.commit(rows.changes(), Advance(view, position, last))
+        self.store.commit(rows.changes(), Advance(view, position, last), expect)
         self._position = (view, last)
         rows.committed()
         processed = last - (position or 0)
