@@ -31,7 +31,7 @@ from adapters.consumers.dispatcher import (
 from adapters.consumers.notifications import Notifier
 from adapters.consumers.saga import PaymentSaga
 from adapters.sns.idempotency import dynamodb_persistence, once_per_event
-from adapters.sns.publisher import SnsPublisher
+from adapters.sns.publisher import SnsPublisher, publish_client_config
 from orders import OrderService
 from projections.downstream import DownstreamProjection, store_reader
 from projections.ports import ViewStore
@@ -73,7 +73,9 @@ def dispatcher(
                 msg = f"notifications need an SNS topic: set {TOPIC_VARIABLE} or --topic-arn"
                 raise ConsumerConfigError(msg)
             notify = once_per_event(
-                Notifier(SnsPublisher(boto3.client("sns"), topic_arn)),
+                Notifier(
+                    SnsPublisher(boto3.client("sns", config=publish_client_config()), topic_arn)
+                ),
                 dynamodb_persistence(boto3.client("dynamodb"), idempotency_table),
                 name="notifications",
             )
