@@ -1,8 +1,9 @@
 """A rebuild's switch and a repair racing a live runner's batch: nothing lands beside them.
 
-The interleavings are forced: a store that, just before the live runner's chosen commit, lets
-a rebuild switch (and drop the old generation) or a repair run, then hands the commit on. The
-threaded test then runs all three at once, on SQLite files, bounded in count.
+The interleavings are forced (on the in-memory store and on DynamoDB Local): a store that, just
+before the live runner's chosen commit, lets a rebuild switch (and drop the old generation) or a
+repair run, then hands the commit on. The threaded test then runs all three at once, on SQLite
+files, bounded in count.
 """
 
 from __future__ import annotations
@@ -10,30 +11,38 @@ from __future__ import annotations
 import random
 import sqlite3
 import threading
-from collections.abc import Callable, Sequence
+import uuid
+from collections.abc import Callable, Iterator, Sequence
 from decimal import Decimal
 from pathlib import Path
 from uuid import UUID
 
+import pytest
+
 from adapters.cli.demo import run_demo
+from adapters.dynamodb import DynamoDBDatastore
+from adapters.dynamodb.views import DynamoDBViewStore
 from adapters.local.backend import local_env
 from adapters.local.views import SQLiteViewStore
 from orders import OrderEvent, OrderLine, OrderService
 from projections.memory import InMemoryViewStore
-from projections.ports import Add, Advance, Change, Expect, Put, Row
+from projections.ports import Add, Advance, Change, Expect, Page, Put, Row, ViewStore
 from projections.rebuild import Rebuild, reproject_order
 from projections.runtime import DROPPED, Runner, live_generation, view_name
 from projections.views import PROJECTIONS
 from tests.projections.support import contents, replayed
+from tests.support.dynamodb_local import dynamodb_local
 
 TOTALS = PROJECTIONS["orders_by_status"]
 
 
-class InterleavingStore(InMemoryViewStore):
-    """Runs ``before`` once, just before the first commit advancing ``view`` after arming."""
+class InterleavingStore(ViewStore):
+    """``store``, running ``before`` once, just before the first commit advancing ``view`` after
+    arming (the commit then goes to ``store`` as it came)."""
 
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, store: ViewStore) -> None:
+        self.store = store
+        self.max_changes_per_commit = store.max_changes_per_commit
         self.view: str | None = None
         self.before: Callable[[], None] = lambda: None
 
@@ -49,18 +58,53 @@ class InterleavingStore(InMemoryViewStore):
         if advance is not None and advance.name == self.view:
             self.view = None
             self.before()
-        super().commit(changes, advance, expect)
+        self.store.commit(changes, advance, expect)
+
+    def get(self, view: str, partition: str, key: str) -> Row | None:
+        return self.store.get(view, partition, key)
+
+    def query(
+        self,
+        view: str,
+        partition: str,
+        *,
+        descending: bool = False,
+        limit: int | None = None,
+        after: str | None = None,
+    ) -> Page:
+        return self.store.query(view, partition, descending=descending, limit=limit, after=after)
+
+    def position(self, name: str) -> int | None:
+        return self.store.position(name)
+
+    def drop(self, view: str) -> int:
+        return self.store.drop(view)
+
+
+@pytest.fixture(params=["memory", pytest.param("dynamodb", marks=pytest.mark.dynamodb)])
+def store(request: pytest.FixtureRequest) -> Iterator[InterleavingStore]:
+    """An interleaving store over the in-memory store, or over a fresh DynamoDB Local table."""
+    if request.param == "memory":
+        yield InterleavingStore(InMemoryViewStore())
+        return
+    server = dynamodb_local()
+    table_name = f"views-{uuid.uuid4().hex}"
+    views = DynamoDBViewStore(DynamoDBDatastore(server.client(), table_name))
+    views.create_table_if_missing()
+    yield InterleavingStore(views)
+    server.delete_table(table_name)
 
 
 def order_events(service: OrderService, order_id: UUID) -> list[OrderEvent]:
     return [e for e in service.events.get(order_id) if isinstance(e, OrderEvent)]
 
 
-def test_a_runner_batch_spanning_a_switch_leaves_no_row_in_the_dropped_generation() -> None:
+def test_a_runner_batch_spanning_a_switch_leaves_no_row_in_the_dropped_generation(
+    store: InterleavingStore,
+) -> None:
     service = OrderService()
     run_demo(service, 30, seed=4)
     decode = service.mapper.to_domain_event
-    store = InterleavingStore()
     live = Runner(TOTALS, store, service.recorder, decode, generation_check=3600)
     live.catch_up()
     placed = service.place_order("c-9", [OrderLine("MUG-002", 3, Decimal("8.99"))], "EUR")
@@ -81,11 +125,12 @@ def test_a_runner_batch_spanning_a_switch_leaves_no_row_in_the_dropped_generatio
     )
 
 
-def test_a_repair_between_a_runner_read_and_its_commit_keeps_the_totals_exact() -> None:
+def test_a_repair_between_a_runner_read_and_its_commit_keeps_the_totals_exact(
+    store: InterleavingStore,
+) -> None:
     service = OrderService()
     run_demo(service, 30, seed=5)
     decode = service.mapper.to_domain_event
-    store = InterleavingStore()
     live = Runner(TOTALS, store, service.recorder, decode)
     lines = [OrderLine("MUG-002", 2, Decimal("8.99"))]
     order_id = service.place_order("c-8", lines, "EUR").order_id
