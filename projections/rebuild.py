@@ -145,7 +145,8 @@ class Rebuild:
     """Rebuilds ``projection`` in ``store`` from ``recorder``'s log (see the module docstring).
 
     ``on_start(position, head)`` is called once the generation and its starting position are
-    known, ``on_progress(count)`` after each batch (for a progress bar).
+    known, ``on_progress(count)`` after each batch (for a progress bar). ``align_seconds``
+    bounds the wait for a lagging live generation before ``verify`` compares.
     """
 
     def __init__(
@@ -158,6 +159,7 @@ class Rebuild:
         batch_size: int = 5000,
         max_rate: float | None = None,
         grace_seconds: float = 2.0,
+        align_seconds: float = 5.0,
         on_start: Callable[[int, int], None] = lambda position, head: None,
         on_progress: Callable[[int], None] = lambda count: None,
     ) -> None:
@@ -168,6 +170,7 @@ class Rebuild:
         self.batch_size = batch_size
         self.max_rate = max_rate
         self.grace_seconds = grace_seconds
+        self.align_seconds = align_seconds
         self.on_start = on_start
         self.on_progress = on_progress
 
@@ -182,6 +185,20 @@ class Rebuild:
         target = live + 1
         self.store.commit([], Advance(next_pointer(name), planned, target))
         return live, target
+
+    def _align(self, runner: Runner, live_view: str, view: str) -> None:
+        """Bring the rebuilt generation and the live one to one position before comparing
+        them (the rebuilt one catches up; a live one behind is waited for, at most
+        ``align_seconds``), so a live runner's lag is not reported as a difference."""
+        deadline = time.monotonic() + self.align_seconds
+        while True:
+            live, rebuilt = (self.store.position(v) or 0 for v in (live_view, view))
+            if live == rebuilt or time.monotonic() >= deadline:
+                return
+            if live > rebuilt:
+                runner.catch_up(until=live)
+            else:
+                time.sleep(0.05)
 
     def run(
         self,
@@ -222,6 +239,7 @@ class Rebuild:
         result.replay_seconds = time.monotonic() - started
         live_view = view_name(name, live)
         if verify:
+            self._align(runner, live_view, view)
             result.differences = list(
                 compare(
                     projection=self.projection,

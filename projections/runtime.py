@@ -507,6 +507,8 @@ class Runner:
                 if self.cache is not None:
                     self.cache.clear()
                 logger.info("%s; reading the rows again (try %d)", conflict, attempt)
+                self._revision = None  # a repair may have changed them: expect its revision
+                expect = self._expectations(view)
                 position = self._tracked(view)
                 notifications = [n for n in notifications if n.id > (position or 0)]
                 if not notifications:
