@@ -34,6 +34,15 @@ def next_pointer(projection: str) -> str:
     return f"{projection}.next"
 
 
+DROPPED = -1
+"""The position of a dropped generation (its tombstone): a runner's advance never starts from it."""
+
+
+def revision_pointer(view: str) -> str:
+    """The position counting the repairs of ``view`` (absent: none yet)."""
+    return f"{view}.revision"
+
+
 def live_generation(store: ViewStore, projection: str) -> int:
     """The generation readers use: ``projection.live``, or 1 before any rebuild."""
     return store.position(live_pointer(projection)) or 1

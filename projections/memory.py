@@ -12,6 +12,7 @@ from projections.ports import (
     Advance,
     Change,
     Delete,
+    Expect,
     Page,
     PositionConflictError,
     Put,
@@ -33,13 +34,21 @@ class InMemoryViewStore(ViewStore):
         self._positions: dict[str, int] = {}
         self._lock = threading.Lock()
 
-    def commit(self, changes: Sequence[Change], advance: Advance | None = None) -> None:
+    def commit(
+        self,
+        changes: Sequence[Change],
+        advance: Advance | None = None,
+        expect: Sequence[Expect] = (),
+    ) -> None:
         check_commit(changes, self.max_changes_per_commit)
         with self._lock:
-            if advance is not None:
-                actual = self._positions.get(advance.name)
-                if actual != advance.expected:
-                    raise PositionConflictError(advance.name, advance.expected, actual)
+            held = [Expect(advance.name, advance.expected)] if advance is not None else []
+            for expected_position in [*held, *expect]:
+                actual = self._positions.get(expected_position.name)
+                if actual != expected_position.value:
+                    raise PositionConflictError(
+                        expected_position.name, expected_position.value, actual
+                    )
             for change in changes:
                 expected = None if isinstance(change, Add) else change.expected_version
                 stored = self._rows.get(row_id(change))

@@ -10,7 +10,10 @@ optionally, advances a position, **atomically**: all of it or nothing. Each chan
 condition on the row's stored ``version`` (optimistic concurrency, and the "skip duplicates"
 check of at-least-once consumers); the position advances only from the value the committer
 read (so of two runners of one projection, only one advances; the other gets
-:class:`PositionConflictError` and nothing of its batch is written).
+:class:`PositionConflictError` and nothing of its batch is written); and a commit may
+:class:`Expect` other positions to hold the values it read, without writing them (a runner
+expects its generation still to be the live one and the view's repair revision unchanged, so a
+switch or a repair in between fails its batch whole instead of writing beside them).
 
 Values in ``Row.data`` are JSON-like: ``str``, ``int``, ``Decimal`` (exact, never float),
 ``bool``, ``None``, and lists and string-keyed dicts of those. A store returns exactly what
@@ -27,6 +30,9 @@ from typing import Any
 
 JSONLike = Any
 """A value of ``Row.data``: see the module docstring for what a store must round-trip."""
+
+MAX_EXPECTATIONS = 2
+"""The expectations a commit of ``max_changes_per_commit`` changes may carry beside its advance."""
 
 
 class ViewStoreError(Exception):
@@ -135,6 +141,14 @@ class Advance:
 
 
 @dataclass(frozen=True)
+class Expect:
+    """Position ``name`` must be ``value`` (``None``: never recorded); it is not written."""
+
+    name: str
+    value: int | None
+
+
+@dataclass(frozen=True)
 class Page:
     """Rows of one partition, and where the next page starts (``None``: no more rows)."""
 
@@ -146,17 +160,24 @@ class ViewStore(ABC):
     """Rows of views and named positions; see the module docstring for the guarantees."""
 
     max_changes_per_commit: int
-    """The most changes one :meth:`commit` takes (DynamoDB: 99, a transaction's 100 actions
-    less the position). A caller with more splits them, each part with its own position."""
+    """The most changes one :meth:`commit` with an advance and up to
+    :data:`MAX_EXPECTATIONS` expectations takes (DynamoDB: 97, a transaction's 100 actions
+    less those three). A caller with more splits them, each part with its own position."""
 
     @abstractmethod
-    def commit(self, changes: Sequence[Change], advance: Advance | None = None) -> None:
-        """Apply ``changes`` in order and ``advance`` the position, atomically.
+    def commit(
+        self,
+        changes: Sequence[Change],
+        advance: Advance | None = None,
+        expect: Sequence[Expect] = (),
+    ) -> None:
+        """Apply ``changes`` in order and ``advance`` the position, atomically, if every
+        position in ``expect`` holds its value.
 
         Two changes of one commit may not address the same row (``ValueError``: coalesce them
-        first). Raises :class:`RowConflictError` or :class:`PositionConflictError` when a
-        condition fails, :class:`ViewLimitError` when a limit is broken; nothing is written
-        in any of those cases.
+        first). Raises :class:`RowConflictError` or :class:`PositionConflictError` (naming the
+        advanced or the expected position) when a condition fails, :class:`ViewLimitError`
+        when a limit is broken; nothing is written in any of those cases.
         """
 
     @abstractmethod

@@ -8,9 +8,14 @@ one :meth:`~projections.ports.ViewStore.commit`, so:
 - a restart resumes from the tracked position: nothing skipped, nothing applied twice;
 - of two runners of one generation, only one advances it; the other's batch fails whole with
   ``PositionConflictError``, and it carries on from the position the winner recorded;
-- every row written is conditioned on the version it was read at, so a row changed behind the
-  runner's back (``orders projections rebuild NAME --order ID``) fails the batch rather than
-  being overwritten with stale data; the runner reads again and redoes the batch;
+- every row written is conditioned on the version it was read at, and every commit expects the
+  view's repair revision (:func:`~projections.generations.revision_pointer`) as read before the
+  batch's rows, which a repair (``orders projections rebuild NAME --order ID``) bumps: a batch
+  read before a repair fails whole rather than writing stale data (or counting stale totals);
+  the runner reads again and redoes it;
+- a runner following the live generation expects ``name.live`` unchanged in every commit, so
+  no batch lands in a generation readers were switched away from; a dropped generation's
+  position is a tombstone (:data:`~projections.generations.DROPPED`) no advance starts from;
 - one bad order never stalls everyone: an event the projection raises on (or cannot decode),
   or whose rows the store refuses as data, parks its order (:mod:`projections.parking`, rows
   of the same view): it and the order's later events wait there, in order, written in the same
@@ -31,7 +36,7 @@ from dataclasses import dataclass, replace
 from eventsourcing.persistence import ApplicationRecorder, Notification
 
 from orders.events import OrderEvent
-from projections.generations import live_generation, view_name
+from projections.generations import DROPPED, live_pointer, revision_pointer, view_name
 from projections.parking import (
     PARKED,
     ParkedOrder,
@@ -42,6 +47,7 @@ from projections.parking import (
 )
 from projections.ports import (
     Advance,
+    Expect,
     PositionConflictError,
     Put,
     RowConflictError,
@@ -122,7 +128,8 @@ class Runner:
         self._rate_applied = 0
         self._cache_generation = generation
         self.generation_check = generation_check
-        self._live: tuple[int, float] | None = None
+        self._live: tuple[int | None, float] | None = None  # name.live as read, and when
+        self._revision: tuple[str, int | None] | None = None
         self._position: tuple[str, int | None] | None = None
         self._ahead = ReadAhead(recorder, batch_size)
         self._parked: tuple[str, set[str]] | None = None
@@ -137,8 +144,18 @@ class Runner:
             return self.fixed_generation
         now = time.monotonic()
         if self._live is None or now - self._live[1] >= self.generation_check:
-            self._live = (live_generation(self.store, self.projection.name), now)
-        return self._live[0]
+            self._live = (self.store.position(live_pointer(self.projection.name)), now)
+        return self._live[0] or 1
+
+    def _expectations(self, view: str) -> list[Expect]:
+        """What this runner's commits to ``view`` expect: the view's repair revision as read
+        now (or before), and, when following the live generation, ``name.live`` as read."""
+        if self._revision is None or self._revision[0] != view:
+            self._revision = (view, self.store.position(revision_pointer(view)))
+        expected = [Expect(revision_pointer(view), self._revision[1])]
+        if self.fixed_generation is None and self._live is not None:
+            expected.append(Expect(live_pointer(self.projection.name), self._live[0]))
+        return expected
 
     @property
     def view(self) -> str:
@@ -179,18 +196,21 @@ class Runner:
             self.cache.clear()  # the live generation changed: its rows are not those cached
             self._cache_generation = generation
         position = self._tracked(view)
+        if position == DROPPED:
+            self._left_dropped(view)
+            return 0
         start = (position or 0) + 1
         if until is not None and start > until:
             return 0
+        expect = self._expectations(view)
         notifications = self._ahead.read(view, start, until)
         conflicts = 0
         while notifications:
             try:
-                applied = self._apply(view, position, notifications)
+                applied = self._apply(view, position, notifications, expect)
             except PositionConflictError as conflict:
-                self.conflicts += 1
-                self._position = self._parked = None
-                self._lost_race(conflict)
+                self._parked = None
+                self._position_moved(view, conflict)
                 return 0
             except RowConflictError as conflict:
                 self.conflicts += 1
@@ -202,6 +222,8 @@ class Runner:
                 if self.cache is not None:
                     self.cache.clear()
                 logger.info("%s; reading the rows again (try %d)", conflict, conflicts)
+                self._revision = None  # a repair may have changed them: expect its revision
+                expect = self._expectations(view)
             except _Unhandled as bad:
                 self._to_park[bad.order] = bad.reason
                 logger.error("%s: parking order %s: %s", view, bad.order, bad.reason)
@@ -215,13 +237,36 @@ class Runner:
             notifications = [n for n in notifications if n.id > (position or 0)]
         return 0
 
-    def _lost_race(self, conflict: PositionConflictError) -> None:
-        logger.warning("%s: following from there", conflict)
+    def _left_dropped(self, view: str) -> None:
+        """``view``'s generation was dropped: follow the live one (or stop, if fixed)."""
+        if self.fixed_generation is not None:
+            msg = f"{view} was dropped (a rebuild retired it): nothing to write"
+            raise RunnerStoppedError(msg)
+        self._live = None
+        self.conflicts += 1
+
+    def _position_moved(self, view: str, conflict: PositionConflictError) -> None:
+        """A commit found a position moved: ``view``'s own (another runner advanced it: pause
+        with jitter, then follow from there), or one it expected (a switch or a repair since
+        the batch was read: read them again)."""
+        self.conflicts += 1
+        self._position = None
         if self.cache is not None:
             self.cache.clear()
-        time.sleep(random.uniform(0, self.conflict_pause))
+        if conflict.name == view:
+            logger.warning("%s: following from there", conflict)
+            time.sleep(random.uniform(0, self.conflict_pause))
+        else:
+            logger.info("%s; reading again", conflict)
+            self._live = self._revision = None
 
-    def _apply(self, view: str, position: int | None, notifications: Sequence[Notification]) -> int:
+    def _apply(
+        self,
+        view: str,
+        position: int | None,
+        notifications: Sequence[Notification],
+        expect: Sequence[Expect],
+    ) -> int:
         """Apply ``notifications`` in as few commits as the store's limit allows; the number
         committed. After a full read, a tail that would make a small commit of its own is
         left for the next read, which continues it into a full one."""
@@ -234,7 +279,7 @@ class Runner:
         first, last = position, position
         for notification in notifications:
             if len(rows) > limit:
-                self._commit(rows, position, last, orders)
+                self._commit(rows, position, last, orders, expect)
                 position, rows, orders = last, Rows(self.store, view, self.cache), set()
             order = str(notification.originator_id)
             if not self._park(rows, order, notification.id, parked):
@@ -242,7 +287,7 @@ class Runner:
                 orders.add(order)
             last = notification.id
         if position == first or len(notifications) < self.batch_size:
-            self._commit(rows, position, last, orders)
+            self._commit(rows, position, last, orders, expect)
             position = last
         return (position or 0) - (first or 0)
 
@@ -272,12 +317,19 @@ class Runner:
         except Exception as error:  # a projection's or decoder's failure parks the order
             raise _Unhandled(order, notification, error) from error
 
-    def _commit(self, rows: Rows, position: int | None, last: int | None, orders: set[str]) -> None:
+    def _commit(
+        self,
+        rows: Rows,
+        position: int | None,
+        last: int | None,
+        orders: set[str],
+        expect: Sequence[Expect] = (),
+    ) -> None:
         assert last is not None
         view = rows.view
         changes = rows.changes()
         try:
-            self.store.commit(changes, Advance(view, position, last))
+            self.store.commit(changes, Advance(view, position, last), expect)
         except (RowConflictError, PositionConflictError):
             raise
         except ViewStoreError as error:  # a data error of the rows written

@@ -16,6 +16,7 @@ import boto3
 from botocore.config import Config
 
 from adapters.settings import Settings
+from adapters.sns.publisher import publish_client_config
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudwatch import CloudWatchClient
@@ -52,7 +53,10 @@ def sqs_client(settings: Settings, *, wait_seconds: int = 20) -> SQSClient:
 
 
 def sns_client(settings: Settings) -> SNSClient:
-    return boto3.client("sns", config=client_config(settings))
+    """SNS without botocore's blind re-sends (a re-sent ``Publish`` to a standard topic is a
+    second notification: see ``adapters.sns.publisher``)."""
+    config = publish_client_config(settings.connect_timeout, settings.read_timeout)
+    return boto3.client("sns", config=config)
 
 
 def cloudwatch_client(settings: Settings) -> CloudWatchClient:

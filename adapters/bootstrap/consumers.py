@@ -23,6 +23,8 @@ from adapters.consumers.dispatcher import (
 )
 from adapters.consumers.notifications import Notifier
 from adapters.consumers.saga import PaymentSaga
+from adapters.local.backend import EVENTS_FILE_NAME
+from adapters.local.bus import LocalDeadLetters, RecordHandler
 from adapters.settings import Settings
 from adapters.sns.idempotency import dynamodb_persistence, once_per_event
 from adapters.sns.publisher import SnsPublisher
@@ -103,8 +105,17 @@ def record_handler(
     )
 
 
-def local_handlers(service: OrderService, store: ViewStore) -> Mapping[str, Handler]:
-    """The consumers the in-process bus delivers to, by route: the downstream views (in
-    ``store``, reading gaps from ``service``). Notifications need SNS and the saga takes
-    payment events, which the order log does not hold: they run on the SQS path only."""
-    return {"views": DownstreamProjection(store, store_events=store_reader(service))}
+def local_handlers(service: OrderService, store: ViewStore) -> Mapping[str, RecordHandler]:
+    """The record handlers the in-process bus delivers to, by route: the downstream views (in
+    ``store``, checked against and gaps read from ``service``'s store), behind the same
+    dispatcher as on SQS. Notifications need SNS and the saga takes payment events, which the
+    order log does not hold: they run on the SQS path only."""
+    views = DownstreamProjection(store, store_events=store_reader(service))
+    return {"views": Dispatcher([(ORDER_DETAIL_TYPES, views)])}
+
+
+def local_dead_letters(settings: Settings) -> LocalDeadLetters:
+    """The in-process bus's dead letters, in the local backend's database."""
+    data_dir = settings.local_data_dir
+    data_dir.mkdir(parents=True, exist_ok=True)
+    return LocalDeadLetters(data_dir / EVENTS_FILE_NAME)

@@ -14,7 +14,7 @@ from adapters.bootstrap.consumers import local_handlers
 from adapters.bootstrap.relay import relay_for
 from adapters.cli.context import backends
 from adapters.cli.projections import operational_errors
-from adapters.local.bus import InProcessBus
+from adapters.local.bus import InProcessBus, LocalDeadLetters
 from orders import OrderService
 from projections.downstream import DownstreamQueries
 from projections.ports import ViewStore
@@ -105,14 +105,16 @@ def by_status(
             console.print(f"next page: --after {page.next_key}")
 
 
-def demo_downstream(service: OrderService, store: ViewStore, customer_id: str) -> None:
+def demo_downstream(
+    service: OrderService, store: ViewStore, dead_letters: LocalDeadLetters, customer_id: str
+) -> None:
     """The demo's downstream side: the relay hands the log, through the in-process bus, to
     the consumers' handlers (those an SQS consumer runs), then the views they keep are shown."""
-    bus = InProcessBus(local_handlers(service, store))
+    bus = InProcessBus(local_handlers(service, store), dead_letters)
     published = relay_for(service, bus).run_until_caught_up(deadline=time.time() + 600)
     console.print(
         f"relayed {published} events through the in-process bus to the downstream views "
-        f"({len(bus.dead_letters)} dead letters)"
+        f"({bus.dead_letters.count()} dead letters)"
     )
     queries = DownstreamQueries(store)
     table = Table(title="downstream view: daily sales in EUR (paid, not cancelled)")

@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
+from adapters.bootstrap.consumers import local_dead_letters
 from adapters.bootstrap.service import metrics_of
 from adapters.cli.config import show_config
 from adapters.cli.consumers import consumers_app
@@ -163,7 +164,8 @@ def demo(
     console.print(order_table(service.get_order(audited, version=1)))
     console.print(order_table(service.get_order(audited)))
     demo_views(service, views, statuses)
-    demo_downstream(service, views, service.get_order(audited).customer_id)
+    customer_id = service.get_order(audited).customer_id
+    demo_downstream(service, views, local_dead_letters(runtime_of(context).settings), customer_id)
     demo_rebuild(service, views)
 
 

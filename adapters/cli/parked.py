@@ -21,7 +21,7 @@ import typer
 from rich.console import Console
 
 from adapters.bootstrap.clients import events_client
-from adapters.bootstrap.consumers import local_handlers
+from adapters.bootstrap.consumers import local_dead_letters, local_handlers
 from adapters.bootstrap.relay import (
     IN_PROCESS,
     eventbridge_destination,
@@ -74,7 +74,11 @@ def _publisher(chosen: Backends, name: str, settings: Settings | None = None) ->
     no such relay)."""
     destination = name.removeprefix(RELAY)
     if destination == IN_PROCESS:
-        return InProcessBus(local_handlers(chosen.service, chosen.store)) if settings else None
+        if settings is None:
+            return None
+        return InProcessBus(
+            local_handlers(chosen.service, chosen.store), local_dead_letters(settings)
+        )
     if destination.startswith(EVENTBRIDGE):
         bus = destination.removeprefix(EVENTBRIDGE)
         return EventBridgePublisher(events_client(settings), bus) if settings else None

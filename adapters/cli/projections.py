@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import sys
 from collections.abc import Iterator, Mapping
-from typing import Annotated, Any
+from typing import Annotated
 from uuid import UUID
 
 import typer
@@ -131,7 +131,14 @@ def rebuild(
     name: Annotated[str, typer.Argument(help=f"One of {', '.join(PROJECTIONS)}")],
     *,
     verify: Annotated[
-        bool, typer.Option(help="Compare the rebuilt view with the live one first")
+        bool,
+        typer.Option(
+            help="Compare the rebuilt view with the live one before switching; on a "
+            "difference, print it, do not switch, and exit 3"
+        ),
+    ] = False,
+    switch_anyway: Annotated[
+        bool, typer.Option(help="With --verify: switch readers even if the views differ")
     ] = False,
     max_rate: Annotated[
         float | None, typer.Option(min=1, help="Most events per second [default: no bound]")
@@ -146,7 +153,8 @@ def rebuild(
 ) -> None:
     """Rebuild a view from the log into a new generation, then switch readers to it.
 
-    Resumes an interrupted rebuild where it stopped. SIGTERM or Ctrl-C stops it cleanly.
+    Resumes an interrupted (or unswitched) rebuild where it stopped. SIGTERM or Ctrl-C stops it
+    cleanly. Exit status 3: --verify found differences.
     """
     with operational_errors():
         projection = projection_named(name)
@@ -189,52 +197,69 @@ def rebuild(
                 on_start=started,
                 on_progress=lambda count: progress.advance(task, count),
             )
-            result = job.run(verify=verify, stop=stop)
+            result = job.run(verify=verify, switch_anyway=switch_anyway, stop=stop)
         report(result)
         if result.notes:
             raise typer.Exit(130)
+        if result.differences:
+            raise typer.Exit(VERIFY_MISMATCH)
+
+
+VERIFY_MISMATCH = 3
+"""The exit status of a ``--verify`` that found the rebuilt view differing from the live one."""
 
 
 def report(result: RebuildResult) -> None:
-    """Print what a rebuild did."""
-    rate = result.replayed / result.replay_seconds if result.replay_seconds else 0
+    """Print what a rebuild did: the verification first, then the switch (or why not)."""
     for note in result.notes:
         console.print(f"{result.projection}: {note}")
     if result.notes:
         return
-    console.print(
+    rate = result.replayed / result.replay_seconds if result.replay_seconds else 0
+    built = (
         f"{result.projection}: generation {result.new_generation} built from "
         f"{'the start' if not result.resumed_from else f'notification {result.resumed_from}'}"
-        f" ({result.replayed:,} notifications, {rate:,.0f}/s), readers switched from generation "
-        f"{result.old_generation}, {result.dropped_rows:,} rows of the old generation dropped "
+        f" ({result.replayed:,} notifications, {rate:,.0f}/s)"
+    )
+    if result.differences is not None:
+        report_differences(result)
+    if not result.switched:
+        console.print(
+            f"{built}; readers NOT switched: they stay on generation {result.old_generation}, "
+            "which differs from the rebuilt one (run again with --switch-anyway to switch)"
+        )
+        return
+    console.print(
+        f"{built}, readers switched from generation {result.old_generation}, "
+        f"{result.dropped_rows:,} rows of the old generation dropped "
         f"({result.seconds:,.1f} s in all)"
     )
-    if result.differences is None:
-        return
+
+
+def report_differences(result: RebuildResult) -> None:
+    """The verification: equal, or a table of every differing field of the first 50 rows."""
+    differences = result.differences or []
     live, rebuilt = result.positions
-    if not result.differences:
+    if not differences:
         console.print(
             f"verify: the rebuilt view equals the live one (both at notification {rebuilt})"
             if live == rebuilt
             else f"verify: equal, the live view at {live}, the rebuilt at {rebuilt}"
         )
         return
-    count = len(result.differences)
-    table = Table(title=f"verify: {count} rows differ (live at {live}, rebuilt at {rebuilt})")
-    for column in ("partition", "key", "live", "rebuilt"):
-        table.add_column(column)
-    for difference in result.differences[:50]:
-        table.add_row(
-            difference.partition,
-            difference.key,
-            describe(difference.live),
-            describe(difference.rebuilt),
-        )
+    table = Table(
+        title=f"verify: {len(differences)} rows differ (live at {live}, rebuilt at {rebuilt})"
+    )
+    for column in ("partition", "key", "field", "live", "rebuilt"):
+        table.add_column(column, overflow="fold")
+    for difference in differences[:50]:
+        for field, live_value, rebuilt_value in difference.fields():
+            table.add_row(
+                *(Text(cell) for cell in (difference.partition, difference.key, field)),
+                Text(live_value),
+                Text(rebuilt_value),
+            )
     console.print(table)
-
-
-def describe(row: Any) -> str:
-    return "-" if row is None else f"v{row.version} {dict(row.data)}"
 
 
 @projections_app.command("order")

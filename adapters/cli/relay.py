@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 from adapters.bootstrap.clients import events_client, sqs_client
-from adapters.bootstrap.consumers import local_handlers
+from adapters.bootstrap.consumers import local_dead_letters, local_handlers
 from adapters.bootstrap.relay import (
     IN_PROCESS,
     eventbridge_destination,
@@ -127,7 +127,9 @@ def relay_run(  # noqa: PLR0917 - one parameter per option
         local = backends(context)
         service = local.service
         publisher = InProcessBus(
-            local_handlers(service, local.store), max_bytes=options.settings.bus_max_bytes
+            local_handlers(service, local.store),
+            local_dead_letters(options.settings),
+            max_bytes=options.settings.bus_max_bytes,
         )
     settings = RelaySettings(window=window, lease_seconds=lease_seconds, poll_seconds=poll_seconds)
     relay = relay_for(service, publisher, settings=settings, metrics=RelayMetrics(options.metrics))

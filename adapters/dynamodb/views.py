@@ -21,10 +21,11 @@ as its JSON, then the ``={f}`` fields set over it, then the ``+`` sums added to 
 meaning on any row. DynamoDB normalises numbers, so a sum comes back numerically exact but with
 its trailing zeros dropped (``Decimal("13.5")`` for ``12.50 + 1.00``); written data keeps them.
 
-A commit is one ``TransactWriteItems`` (each change one action, the position one more: 99
-changes at most), or one ``PutItem``/``UpdateItem`` when it has one action. Conditions: a row's
-``expected_version`` (0: no row or a row of version 0) and the position's expected value, both
-checked by DynamoDB; on failure the cancellation reasons (items as they were) name what failed.
+A commit is one ``TransactWriteItems`` (each change one action, the position one more, each
+expected position a ``ConditionCheck``: at most 100 actions), or one ``PutItem``/``UpdateItem``
+when it has one action. Conditions: a row's ``expected_version`` (0: no row or a row of version
+0), the position's expected value and the expected positions' values, all checked by DynamoDB; on
+failure the cancellation reasons (items as they were) name what failed.
 An item DynamoDB refuses as invalid (``ValidationException``, or a transaction cancelled with a
 ``ValidationError`` reason: a key over 2,048 bytes, say) is a data error, ``ViewLimitError``,
 never a row conflict: retrying cannot help.
@@ -45,13 +46,16 @@ from adapters.dynamodb.datastore import (
     Item,
     TransactionCancelled,
 )
+from adapters.dynamodb.table import MAX_TRANSACTION_ACTIONS
 from projections.codec import dumps, loads, loads_data
 from projections.memory import check_commit, row_id
 from projections.ports import (
+    MAX_EXPECTATIONS,
     Add,
     Advance,
     Change,
     Delete,
+    Expect,
     JSONLike,
     Page,
     PositionConflictError,
@@ -88,10 +92,17 @@ def version_condition(expected: int) -> tuple[str, Item]:
     return "#v = :expected", {":expected": {"N": str(expected)}}
 
 
+def position_condition(expected: int | None) -> tuple[str, Item]:
+    """A condition that the position item holds ``expected`` (None: it was never recorded)."""
+    if expected is None:
+        return "attribute_not_exists(#n)", {}
+    return "#n = :expected", {":expected": {"N": str(expected)}}
+
+
 class DynamoDBViewStore(ViewStore):
     """Views in ``datastore``'s table (see the module docstring for the layout)."""
 
-    max_changes_per_commit = 99
+    max_changes_per_commit = MAX_TRANSACTION_ACTIONS - 1 - MAX_EXPECTATIONS
 
     def __init__(self, datastore: DynamoDBDatastore) -> None:
         self.datastore = datastore
@@ -100,25 +111,34 @@ class DynamoDBViewStore(ViewStore):
         """Creates the table unless it exists (development set-ups); True if it created it."""
         return self.datastore.create_table_if_missing(sort_key_type="S", stream=False)
 
-    def commit(self, changes: Sequence[Change], advance: Advance | None = None) -> None:
+    def commit(
+        self,
+        changes: Sequence[Change],
+        advance: Advance | None = None,
+        expect: Sequence[Expect] = (),
+    ) -> None:
         check_commit(changes, self.max_changes_per_commit)
+        if len(expect) > MAX_EXPECTATIONS:
+            msg = f"{len(expect)} expected positions exceed the {MAX_EXPECTATIONS} per commit"
+            raise ViewLimitError(msg)
         actions = [self._action(change) for change in changes]
         if advance is not None:
             actions.append(self._advance_action(advance))
+        actions += [self._expect_action(position) for position in expect]
         if not actions:
             return
         what = f"view store commit of {len(changes)} changes"
         try:
-            if len(actions) == 1 and "Delete" not in actions[0]:
+            if len(actions) == 1 and ("Put" in actions[0] or "Update" in actions[0]):
                 self._write_one(actions[0], what)
             else:
                 self.datastore.transact_write(actions, what)
         except DataError as error:  # DynamoDBLimitError, or DynamoDB's ValidationException
             raise ViewLimitError(f"{what}: {error}") from None
         except ConditionFailed as failed:
-            raise self._conflict(changes, advance, 0, failed.item, known=True) from None
+            raise self._conflict(changes, advance, expect, 0, failed.item, known=True) from None
         except TransactionCancelled as cancelled:
-            raise self._cancelled(changes, advance, cancelled.reasons) from None
+            raise self._cancelled(changes, advance, expect, cancelled.reasons) from None
 
     def _write_one(self, action: Item, what: str) -> None:
         ((kind, body),) = action.items()
@@ -133,6 +153,7 @@ class DynamoDBViewStore(ViewStore):
         self,
         changes: Sequence[Change],
         advance: Advance | None,
+        expect: Sequence[Expect],
         reasons: Sequence[Mapping[str, Any]],
     ) -> RowConflictError | PositionConflictError | ViewLimitError:
         """The error for a cancelled transaction: an invalid item, else the first failed
@@ -150,16 +171,19 @@ class DynamoDBViewStore(ViewStore):
             )
         if "ConditionalCheckFailed" in codes:
             index = codes.index("ConditionalCheckFailed")
-            return self._conflict(changes, advance, index, reasons[index].get("Item"), known=True)
+            return self._conflict(
+                changes, advance, expect, index, reasons[index].get("Item"), known=True
+            )
         if advance is not None:
             return PositionConflictError(advance.name, advance.expected, None)
         index = next(i for i, code in enumerate(codes) if code not in (None, "None"))
-        return self._conflict(changes, advance, index, None, known=False)
+        return self._conflict(changes, advance, expect, index, None, known=False)
 
     @staticmethod
     def _conflict(
         changes: Sequence[Change],
         advance: Advance | None,
+        expect: Sequence[Expect],
         index: int,
         item: Item | None,
         *,
@@ -168,9 +192,10 @@ class DynamoDBViewStore(ViewStore):
         """The error for action ``index`` failing; ``item`` is what DynamoDB found, if
         ``known`` (a failed condition), else the action lost a race (the value is unknown)."""
         if index >= len(changes):
-            assert advance is not None
+            positions = [Expect(advance.name, advance.expected)] if advance is not None else []
+            failed = [*positions, *expect][index - len(changes)]
             position = int(item[POSITION]["N"]) if item and POSITION in item else None
-            return PositionConflictError(advance.name, advance.expected, position)
+            return PositionConflictError(failed.name, failed.value, position if known else None)
         change = changes[index]
         view, partition, key = row_id(change)
         expected = 0 if isinstance(change, Add) else change.expected_version or 0
@@ -240,13 +265,21 @@ class DynamoDBViewStore(ViewStore):
         }
 
     @staticmethod
+    def _expect_action(position: Expect) -> Item:
+        condition, values = position_condition(position.value)
+        body: Item = {
+            "Key": position_key(position.name),
+            "ConditionExpression": condition,
+            "ExpressionAttributeNames": {"#n": POSITION},
+            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+        }
+        if values:
+            body["ExpressionAttributeValues"] = values
+        return {"ConditionCheck": body}
+
+    @staticmethod
     def _advance_action(advance: Advance) -> Item:
-        if advance.expected is None:
-            condition = "attribute_not_exists(#n)"
-            values: Item = {}
-        else:
-            condition = "#n = :expected"
-            values = {":expected": {"N": str(advance.expected)}}
+        condition, values = position_condition(advance.expected)
         body: Item = {
             "Item": {**position_key(advance.name), POSITION: {"N": str(advance.to)}},
             "ConditionExpression": condition,

@@ -22,6 +22,7 @@ from projections.ports import (
     Advance,
     Change,
     Delete,
+    Expect,
     Page,
     PositionConflictError,
     Put,
@@ -79,12 +80,17 @@ class SQLiteViewStore(ViewStore):
                 msg = f"SQLite view store {self.path}: {error}"
                 raise ViewStoreError(msg) from error
 
-    def commit(self, changes: Sequence[Change], advance: Advance | None = None) -> None:
+    def commit(
+        self,
+        changes: Sequence[Change],
+        advance: Advance | None = None,
+        expect: Sequence[Expect] = (),
+    ) -> None:
         check_commit(changes, self.max_changes_per_commit)
         with self._errors() as db:
             db.execute("BEGIN IMMEDIATE")
             try:
-                self._check(db, changes, advance)
+                self._check(db, changes, advance, expect)
                 for change in changes:
                     self._apply(db, change)
                 if advance is not None:
@@ -98,14 +104,20 @@ class SQLiteViewStore(ViewStore):
             db.execute("COMMIT")
 
     @staticmethod
-    def _check(db: sqlite3.Connection, changes: Sequence[Change], advance: Advance | None) -> None:
-        if advance is not None:
+    def _check(
+        db: sqlite3.Connection,
+        changes: Sequence[Change],
+        advance: Advance | None,
+        expect: Sequence[Expect],
+    ) -> None:
+        held = [Expect(advance.name, advance.expected)] if advance is not None else []
+        for position in [*held, *expect]:
             found = db.execute(
-                "SELECT value FROM view_positions WHERE name = ?", (advance.name,)
+                "SELECT value FROM view_positions WHERE name = ?", (position.name,)
             ).fetchone()
             actual = found[0] if found else None
-            if actual != advance.expected:
-                raise PositionConflictError(advance.name, advance.expected, actual)
+            if actual != position.value:
+                raise PositionConflictError(position.name, position.value, actual)
         for change in changes:
             expected = None if isinstance(change, Add) else change.expected_version
             if expected is None:

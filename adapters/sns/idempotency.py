@@ -12,12 +12,17 @@ queues' visibility timeout; far longer than a publish takes); a redelivery befor
 (the message is retried), one after it runs the handler. So what a crash can still do:
 
 - between the publish and the ``COMPLETED`` update: the retry publishes again, **one duplicate
-  notification** (the one gap every "record, then act" scheme has; SNS has no conditional
-  publish to close it);
+  notification** on a standard topic (SNS has no conditional publish to close that gap); on a
+  FIFO topic SNS drops it, the publish carrying the event id as ``MessageDeduplicationId``,
+  if the retry comes within SNS's 5-minute deduplication window;
 - between the ``INPROGRESS`` put and the publish: the retry sends the first notification, late;
   nothing is lost or duplicated.
 
-A notification is never lost, and is sent twice only after a crash in that window.
+Lost ``Publish`` answers are the publisher's to settle (:mod:`adapters.sns.publisher`): a FIFO
+topic deduplicates the re-send; on a standard topic an unknown outcome counts as sent by default
+(one notification; a request that never reached SNS is then not sent), or, with
+``resend_unknown``, fails the handler so the retry sends it again (one extra per lost answer).
+Every notification carries the event id (``eventId``) for subscribers to deduplicate on.
 """
 
 from __future__ import annotations

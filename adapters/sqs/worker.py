@@ -1,4 +1,4 @@
-"""Amazon SQS: the consumer worker and the dead-letter tools (list, redrive).
+"""Amazon SQS: the consumer worker (the dead-letter tools are in :mod:`adapters.sqs.dead_letters`).
 
 :class:`SqsConsumer` long-polls one queue in batches and hands each body to a record handler
 (``adapters.consumers.dispatcher.Dispatcher``, the same one the Lambda handler and the local bus
@@ -6,10 +6,11 @@ use).
 What succeeded is deleted in one batch call; what failed stays on the queue and comes back
 after ``retry_delay`` seconds (or the queue's visibility timeout); a failure on the message's
 last allowed receive (the queue's ``maxReceiveCount``) sends it to the dead-letter queue with the
-reason as a message attribute, then deletes it. While a batch is in work its messages' visibility
-is extended, so a slow handler never lets them reappear to another worker. One failing message
-never fails the rest of its batch. The queue's redrive policy stays the backstop: a worker that
-dies mid-batch leaves SQS to dead-letter after the same number of receives, without a reason.
+reason as a message attribute (within SQS's 10 attributes), then deletes it. While a batch is in
+work its messages' visibility is extended, so a slow handler never lets them reappear to another
+worker. One failing message never fails the rest of its batch. The queue's redrive policy stays
+the backstop: a worker that dies mid-batch leaves SQS to dead-letter after the same number of
+receives, without a reason.
 
 Dead-lettering is at least once: a crash between the send to the DLQ and the delete leaves a copy
 on both queues; redrive (receive, send back, delete) likewise may return one twice. Consumers
@@ -22,26 +23,21 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from adapters.consumers.dispatcher import PoisonMessageError, failure_reason, parse_envelope
+from adapters.consumers.dispatcher import failure_reason
+from adapters.sqs.dead_letters import MAX_BATCH, dead_letter_attributes
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
-    from mypy_boto3_sqs.type_defs import MessageAttributeValueTypeDef, MessageTypeDef
+    from mypy_boto3_sqs.type_defs import MessageTypeDef
 
 logger = logging.getLogger(__name__)
-
-REASON_ATTRIBUTE = "dead-letter-reason"
-SOURCE_ATTRIBUTE = "dead-letter-source"
-RECEIVES_ATTRIBUTE = "dead-letter-receives"
-OUR_ATTRIBUTES = frozenset({REASON_ATTRIBUTE, SOURCE_ATTRIBUTE, RECEIVES_ATTRIBUTE})
-MAX_BATCH = 10
 
 
 class QueueError(RuntimeError):
@@ -251,142 +247,13 @@ class SqsConsumer:
 
     def _dead_letter(self, message: MessageTypeDef, reason: str) -> None:
         assert self.dead_letter is not None
-        attributes: dict[str, Any] = {
-            name: value
-            for name, value in message.get("MessageAttributes", {}).items()
-            if name not in OUR_ATTRIBUTES
-        }
-        attributes |= {
-            REASON_ATTRIBUTE: _text(reason[:1000]),
-            SOURCE_ATTRIBUTE: _text(self.url),
-            RECEIVES_ATTRIBUTE: _text(str(_receives(message))),
-        }
         self.client.send_message(
             QueueUrl=self.dead_letter.dead_letter_url,
             MessageBody=message["Body"],
-            MessageAttributes=attributes,
+            MessageAttributes=dead_letter_attributes(message, reason, self.url, _receives(message)),
         )
         logger.error("message %s dead-lettered: %s", message["MessageId"], reason)
 
 
 def _receives(message: MessageTypeDef) -> int:
     return int(message.get("Attributes", {}).get("ApproximateReceiveCount", "1"))
-
-
-def _text(value: str) -> MessageAttributeValueTypeDef:
-    return {"DataType": "String", "StringValue": value}
-
-
-@dataclass(frozen=True)
-class DeadLetter:
-    """A message on a dead-letter queue and why it is there."""
-
-    message_id: str
-    body: str
-    reason: str
-    receives: str
-    source: str
-
-
-def dead_letters(client: SQSClient, dead_letter_url: str, limit: int = 100) -> list[DeadLetter]:
-    """Up to ``limit`` messages of a dead-letter queue, with their reasons, left in place.
-
-    A message SQS moved itself (a worker died, or the Lambda path) has no recorded reason: the
-    body is checked against the contract, and what is wrong with it, if anything, is shown.
-    Each message read is made visible again at once; its receive count on the DLQ grows.
-    """
-    seen: dict[str, DeadLetter] = {}
-    handles: list[str] = []
-    while len(seen) < limit:
-        messages = client.receive_message(
-            QueueUrl=dead_letter_url,
-            MaxNumberOfMessages=min(MAX_BATCH, limit - len(seen)),
-            WaitTimeSeconds=0,
-            VisibilityTimeout=30,
-            MessageSystemAttributeNames=["ApproximateReceiveCount"],
-            MessageAttributeNames=["All"],
-        ).get("Messages", [])
-        if not messages:
-            break
-        for message in messages:
-            handles.append(message["ReceiptHandle"])
-            attributes = message.get("MessageAttributes", {})
-            seen[message["MessageId"]] = DeadLetter(
-                message_id=message["MessageId"],
-                body=message["Body"],
-                reason=_attribute(attributes, REASON_ATTRIBUTE) or _diagnosis(message["Body"]),
-                receives=_attribute(attributes, RECEIVES_ATTRIBUTE) or "?",
-                source=_attribute(attributes, SOURCE_ATTRIBUTE) or "?",
-            )
-    for start in range(0, len(handles), MAX_BATCH):
-        client.change_message_visibility_batch(
-            QueueUrl=dead_letter_url,
-            Entries=[
-                {"Id": str(number), "ReceiptHandle": handle, "VisibilityTimeout": 0}
-                for number, handle in enumerate(handles[start : start + MAX_BATCH])
-            ],
-        )
-    return list(seen.values())
-
-
-def redrive(
-    client: SQSClient, dead_letter_url: str, target_url: str, limit: int | None = None
-) -> int:
-    """Move messages from the dead-letter queue back to ``target_url``: receive, send, delete.
-
-    The body and the message's own attributes go back unchanged (the reason attributes are
-    dropped); the number moved is returned. At least once: see the module docstring.
-    """
-    moved = 0
-    while limit is None or moved < limit:
-        want = MAX_BATCH if limit is None else min(MAX_BATCH, limit - moved)
-        messages = client.receive_message(
-            QueueUrl=dead_letter_url,
-            MaxNumberOfMessages=want,
-            WaitTimeSeconds=0,
-            VisibilityTimeout=60,
-            MessageAttributeNames=["All"],
-        ).get("Messages", [])
-        if not messages:
-            break
-        sent = client.send_message_batch(
-            QueueUrl=target_url,
-            Entries=[
-                {
-                    "Id": str(number),
-                    "MessageBody": message["Body"],
-                    "MessageAttributes": {
-                        name: value
-                        for name, value in message.get("MessageAttributes", {}).items()
-                        if name not in OUR_ATTRIBUTES
-                    },
-                }
-                for number, message in enumerate(messages)
-            ],
-        )
-        if sent.get("Failed"):
-            failure = sent["Failed"][0]
-            msg = f"redrive to {target_url} refused a message: {failure['Message']}"
-            raise QueueError(msg)
-        client.delete_message_batch(
-            QueueUrl=dead_letter_url,
-            Entries=[
-                {"Id": str(number), "ReceiptHandle": message["ReceiptHandle"]}
-                for number, message in enumerate(messages)
-            ],
-        )
-        moved += len(messages)
-    return moved
-
-
-def _attribute(attributes: Mapping[str, Any], name: str) -> str | None:
-    value = attributes.get(name)
-    return None if value is None else str(value.get("StringValue", ""))
-
-
-def _diagnosis(body: str) -> str:
-    try:
-        parse_envelope(body)
-    except PoisonMessageError as error:
-        return failure_reason(error)
-    return "no reason recorded (moved by SQS after its receives ran out)"

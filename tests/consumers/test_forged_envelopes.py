@@ -18,7 +18,8 @@ from adapters.dynamodb.datastore import DynamoDBDatastore
 from adapters.dynamodb.views import DynamoDBViewStore
 from adapters.lambdas import consumers as lambda_consumers
 from adapters.lambdas.consumers import batch_handler
-from adapters.sqs.worker import SqsConsumer, dead_letters
+from adapters.sqs.dead_letters import dead_letters
+from adapters.sqs.worker import SqsConsumer
 from orders import OrderService
 from projections.downstream import TRACKER_VIEW, DownstreamProjection, store_reader
 from projections.memory import InMemoryViewStore

@@ -24,6 +24,8 @@ from tests.consumers.test_sqs_consumer import body, drain
 from tests.support.dynamodb_local import dynamodb_local
 from tests.support.moto_server import MotoServer
 
+NO_RETRIES = {"mode": "standard", "total_max_attempts": 1}
+
 
 @pytest.fixture
 def idempotency_table() -> Iterator[tuple[Any, str]]:
@@ -79,7 +81,7 @@ def test_one_notification_per_status_change_under_redelivery(
 
     client, table = idempotency_table
     notify = once_per_event(
-        Notifier(SnsPublisher(moto.client("sns"), topic_arn)),
+        Notifier(SnsPublisher(moto.client("sns", retries=NO_RETRIES), topic_arn)),
         dynamodb_persistence(client, table),
         name="notifications",
     )

@@ -7,7 +7,8 @@ from uuid import UUID, uuid4
 
 from adapters.consumers.dispatcher import PAYMENT_DETAIL_TYPES, Dispatcher
 from adapters.consumers.saga import PaymentSaga
-from adapters.sqs.worker import SqsConsumer, dead_letters, redrive
+from adapters.sqs.dead_letters import dead_letters, redrive
+from adapters.sqs.worker import SqsConsumer
 from orders import OrderLine, OrderService
 from schemas.payments import (
     PaymentFailedEnvelope,

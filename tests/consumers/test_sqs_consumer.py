@@ -13,7 +13,8 @@ import pytest
 from pydantic import BaseModel
 
 from adapters.consumers.dispatcher import ORDER_DETAIL_TYPES, Dispatcher
-from adapters.sqs.worker import SqsConsumer, dead_letters, redrive
+from adapters.sqs.dead_letters import dead_letters, redrive
+from adapters.sqs.worker import SqsConsumer
 from projections.downstream import DownstreamProjection, store_reader
 from projections.memory import InMemoryViewStore
 from schemas.contract import Envelope, to_json

@@ -10,7 +10,7 @@ from uuid import UUID
 from orders import OrderEvent, OrderLine, OrderService
 from projections.memory import InMemoryViewStore
 from projections.parking import Request
-from projections.ports import Advance, Change, Put, ViewLimitError
+from projections.ports import Advance, Change, Expect, Put, ViewLimitError
 from projections.rows import Rows
 from projections.runtime import Runner
 from projections.views import PROJECTIONS, OrdersByStatusProjection, order_partition
@@ -42,13 +42,18 @@ class PickyStore(InMemoryViewStore):
         super().__init__()
         self.refused = refused
 
-    def commit(self, changes: Sequence[Change], advance: Advance | None = None) -> None:
+    def commit(
+        self,
+        changes: Sequence[Change],
+        advance: Advance | None = None,
+        expect: Sequence[Expect] = (),
+    ) -> None:
         for change in changes:
             partition = change.row.partition if isinstance(change, Put) else change.partition
             if partition in self.refused:
                 msg = f"row of {partition} over the item size limit"
                 raise ViewLimitError(msg)
-        super().commit(changes, advance)
+        super().commit(changes, advance, expect)
 
 
 def orders(service: OrderService, count: int) -> list[UUID]:

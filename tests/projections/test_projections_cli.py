@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import re
+from decimal import Decimal
 from pathlib import Path
 
 from typer.testing import CliRunner
 
+from adapters.bootstrap.projections import sqlite_view_store
 from adapters.cli.demo import run_demo
 from adapters.cli.main import app
 from adapters.local.backend import local_env
 from orders import OrderService
+from projections.generations import live_generation
+from projections.ports import Put, Row
+from projections.views import PROJECTIONS, OrderViews
 
 runner = CliRunner()
 
@@ -68,3 +73,39 @@ def test_the_demo_ends_by_rebuilding_a_view_that_equals_the_live_one(tmp_path: P
     assert "orders_by_status view (generation 1) beside the aggregates" in result.output
     assert "orders_by_status: generation 2 built from the start" in result.output
     assert "verify: the rebuilt view equals the live one" in result.output
+
+
+def test_verify_checks_before_switching_and_a_difference_exits_3(tmp_path: Path) -> None:
+    service = OrderService(env=local_env(tmp_path))
+    order_id = run_demo(service, 10, seed=2).placed[0]
+    assert orders(tmp_path, "run", "--once")[0] == 0
+    real = service.get_order(order_id).total
+    store = sqlite_view_store(tmp_path)
+    partition, key = PROJECTIONS["order_summary"].order_row(order_id)
+    row = store.get("order_summary@1", partition, key)
+    assert row is not None
+    damaged = {**row.data, "total": Decimal("12.50")}
+    store.commit([Put(Row(row.view, partition, key, damaged, row.version), row.version)])
+
+    code, out, _ = orders(tmp_path, "rebuild", "order_summary", "--verify")
+    assert code == 3
+    assert "verify: 1 rows differ" in out
+    assert re.search(rf"total\s*│\s*12\.50\s*│\s*{re.escape(str(real))}\s*│", out), out
+    assert "Decimal(" not in out
+    assert "readers NOT switched" in out
+    assert live_generation(store, "order_summary") == 1
+    assert store.get("order_summary@1", partition, key) == Row(
+        row.view, partition, key, damaged, row.version
+    )
+
+    code, out, _ = orders(tmp_path, "rebuild", "order_summary", "--verify", "--switch-anyway")
+    assert code == 3
+    assert "readers switched from generation 1" in out
+    assert live_generation(store, "order_summary") == 2
+    summary = OrderViews(store).order(order_id)
+    assert summary is not None and summary["total"] == real
+
+    code, out, _ = orders(tmp_path, "rebuild", "order_summary", "--verify")
+    assert code == 0
+    assert "verify: the rebuilt view equals the live one" in out
+    assert live_generation(store, "order_summary") == 3

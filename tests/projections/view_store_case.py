@@ -14,9 +14,11 @@ from typing import Any
 from unittest import TestCase
 
 from projections.ports import (
+    MAX_EXPECTATIONS,
     Add,
     Advance,
     Delete,
+    Expect,
     PositionConflictError,
     Put,
     Row,
@@ -183,9 +185,32 @@ class ViewStoreTestCase(TestCase):
     def test_the_most_changes_allowed_commit_together(self) -> None:
         count = self.store.max_changes_per_commit
         changes = [Put(Row("v@1", "p", f"{n:05}", {"n": n}, 1)) for n in range(count)]
-        self.store.commit(changes, Advance("pos", None, count))
+        expect = [Expect(f"other-{n}", None) for n in range(MAX_EXPECTATIONS)]
+        self.store.commit(changes, Advance("pos", None, count), expect)
         assert len(self.store.query("v@1", "p").rows) == count
         assert self.store.position("pos") == count
+
+    def test_a_commit_applies_only_while_every_expected_position_holds(self) -> None:
+        self.store.commit([], Advance("live", None, 2))
+        row = Row("v@2", "p", "k", {"n": 1}, 1)
+        for expect, failed in (
+            ([Expect("live", 1)], ("live", 1, 2)),
+            ([Expect("live", 2), Expect("revision", 0)], ("revision", 0, None)),
+            ([Expect("live", None)], ("live", None, 2)),
+        ):
+            with self.assertRaises(PositionConflictError) as caught:
+                self.store.commit([Put(row)], Advance("runner", None, 1), expect)
+            error = caught.exception
+            assert (error.name, error.expected, error.actual) == failed
+            assert self.store.get("v@2", "p", "k") is None
+            assert self.store.position("runner") is None
+        self.store.commit([Put(row)], Advance("runner", None, 1), [Expect("live", 2)])
+        self.store.commit([], expect=[Expect("live", 2), Expect("revision", None)])
+        with self.assertRaises(PositionConflictError):
+            self.store.commit([], expect=[Expect("live", 3)])
+        assert self.store.get("v@2", "p", "k") == row
+        assert (self.store.position("runner"), self.store.position("live")) == (1, 2)
+        assert self.store.position("revision") is None
 
     def test_query_reads_one_partition_in_key_order_a_page_at_a_time(self) -> None:
         for key in ("b", "a", "d", "c", "e"):

@@ -29,7 +29,7 @@ from adapters.dynamodb import DynamoDBDatastore
 from adapters.dynamodb.views import DynamoDBViewStore
 from adapters.eventbridge.bus import EventBridgePublisher
 from adapters.local.backend import local_env
-from adapters.local.bus import Handler, InProcessBus
+from adapters.local.bus import InProcessBus, LocalDeadLetters, RecordHandler
 from adapters.relay.outbox import Relay
 from adapters.relay.ports import Entry, Publisher, Rejection
 from orders import OrderEvent, OrderLine, OrderService
@@ -65,8 +65,8 @@ class RefusingBus(InProcessBus):
     """The in-process bus, refusing every entry of the orders in ``refused`` as malformed (as
     EventBridge refuses a malformed entry); ``accepted`` keeps what it took."""
 
-    def __init__(self, handlers: Mapping[str, Handler], refused: Collection[UUID]) -> None:
-        super().__init__(handlers)
+    def __init__(self, handlers: Mapping[str, RecordHandler], refused: Collection[UUID]) -> None:
+        super().__init__(handlers, LocalDeadLetters(":memory:"))
         self.refused = refused
         self.accepted: list[Entry] = []
 
@@ -203,9 +203,9 @@ def test_on_the_local_backend(tmp_path: Path) -> None:
         assert_views_after_retry(service, store, skipped, summary_row)
         assert relay.parking.parked() == runner.parking().parked() == []
         service.complete(skipped)
-        relay_for(service, InProcessBus(local_handlers(service, store))).run_until_caught_up(
-            deadline=float("inf")
-        )
+        relay_for(
+            service, InProcessBus(local_handlers(service, store), LocalDeadLetters(":memory:"))
+        ).run_until_caught_up(deadline=float("inf"))
         fixed = PROJECTIONS["order_summary"]
         Runner(fixed, store, service.recorder, service.mapper.to_domain_event).catch_up()
         assert downstream.customer_orders("customer-1").rows[0].data["version"] == 4

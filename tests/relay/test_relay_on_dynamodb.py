@@ -16,9 +16,9 @@ from adapters.dynamodb import DynamoDBFactory
 from adapters.dynamodb.indexer import indexer_of
 from adapters.dynamodb.lease import DynamoDBLease
 from adapters.lambdas import relay as relay_lambda
-from adapters.local.bus import InProcessBus
+from adapters.local.bus import InProcessBus, LocalDeadLetters
 from orders import OrderLine, OrderService
-from schemas import Envelope, event_id
+from schemas import Envelope, event_id, parse_envelope
 from tests.relay.support import (
     FAST,
     assert_keeps_the_contract,
@@ -79,7 +79,12 @@ class TestRelayLambdaOnDynamoDB(DynamoDBLocalTestCase):
         self.addCleanup(service.close)
         run_demo(service, 15, seed=6)
         received: list[Envelope] = []
-        relay = relay_for(service, InProcessBus({"views": received.append}), settings=FAST)
+
+        def receive(body: str) -> None:
+            received.append(parse_envelope(body))
+
+        bus = InProcessBus({"views": receive}, LocalDeadLetters(":memory:"))
+        relay = relay_for(service, bus, settings=FAST)
 
         self.assertEqual(relay.run_until_caught_up(deadline=float("inf")), 0)
         assert isinstance(service.factory, DynamoDBFactory)
