@@ -26,7 +26,7 @@ class Backoff:
 
     def ceiling(self, attempt: int) -> float:
         """The longest pause before try ``attempt`` (1 for the first retry)."""
-        return min(self.cap, self.base * 2 ** max(0, min(attempt - 1, 60)))
+        return min(self.cap, self.base * 2.0 ** max(0, min(attempt - 1, 60)))
 
     def delay(self, attempt: int) -> float:
         """A pause drawn uniformly in ``[0, ceiling(attempt)]``."""

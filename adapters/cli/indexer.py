@@ -20,7 +20,8 @@ from eventsourcing.persistence import PersistenceError
 from rich.console import Console
 
 from adapters.dynamodb import DynamoDBFactory
-from adapters.dynamodb.indexer import Indexer, indexer_of, rebuild, verify
+from adapters.dynamodb.indexer import Indexer, indexer_of
+from adapters.dynamodb.repair import RebuildProgress, rebuild, verify
 from adapters.observability.telemetry import INDEXER_LAG
 
 indexer_app = typer.Typer(
@@ -115,7 +116,11 @@ def status(context: typer.Context) -> None:
         else ""
     )
     console.print(f"last id: {state.last_id} (last indexer write {written})")
-    console.print(f"events in the stream not indexed yet: {state.pending_events}{age}")
+    at_least = "at least " if state.more_pending else ""
+    console.print(
+        f"events in the stream not indexed yet: {at_least}{state.pending_events}{age}"
+        " (one page per shard read)"
+    )
     console.print(f"checkpoint: {len(state.checkpoint)} shard(s)")
 
 
@@ -148,8 +153,17 @@ def verify_command(context: typer.Context) -> None:
 
 @indexer_app.command("rebuild")
 def rebuild_command(context: typer.Context) -> None:
-    """Index every stream item the log is missing (after an outage past the stream's 24 h)."""
+    """Index every stream item the log is missing (after an outage past the stream's 24 h);
+    safe to rerun: it goes on from what is indexed."""
+
+    def progress(state: RebuildProgress) -> None:
+        if state.pages % 10 == 0:
+            console.print(
+                f"rebuild: {state.items_scanned} stream items scanned, "
+                f"{state.events_appended} events appended"
+            )
+
     with _operational_errors():
         indexer = _indexer(context)
-        appended = rebuild(indexer)
+        appended = rebuild(indexer, progress=progress)
     console.print(f"rebuild: {appended} events appended, last id {indexer.last_id}")

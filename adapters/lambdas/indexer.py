@@ -14,13 +14,11 @@ from typing import Any
 from eventsourcing.persistence import OperationalError
 
 from adapters.dynamodb import DynamoDBFactory
-from adapters.dynamodb.indexer import (
-    MAX_WRITE_ATTEMPTS,
-    Indexer,
-    IndexerFencedError,
-    written_at,
-)
+from adapters.dynamodb.indexer import Indexer, IndexerFencedError
+from adapters.dynamodb.repair import MAX_FENCED
+from adapters.dynamodb.shards import written_at
 from adapters.observability.telemetry import INDEXER_LAG, lambda_json_logs, metrics_from_env
+from orders.backoff import Backoff
 
 
 def handler(event: Mapping[str, Any], context: object) -> dict[str, Any]:
@@ -56,13 +54,15 @@ def _index_records(event: Mapping[str, Any], context: object) -> dict[str, Any]:
     batches = [
         batch
         for record in event.get("Records", [])
-        if (batch := indexer.batch_of(record, None)) is not None
+        if (batch := indexer.batch_of(record)) is not None
     ]
-    for _ in range(MAX_WRITE_ATTEMPTS):
+    for fenced in range(1, MAX_FENCED + 1):
         try:
             indexed = indexer.index(batches)
         except IndexerFencedError:
-            indexer.load()  # Another shard's invocation advanced the head: number again.
+            # Another shard's invocation advanced the head: number again, after a pause.
+            Backoff(base=0.05, cap=2.0).pause(fenced)
+            indexer.load()
             continue
         return {"indexed": indexed, "batchItemFailures": []}
     msg = "the log head kept moving under this invocation"

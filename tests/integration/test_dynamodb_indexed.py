@@ -34,14 +34,9 @@ from adapters.dynamodb import (
     StreamConflictError,
 )
 from adapters.dynamodb.datastore import action_size
-from adapters.dynamodb.indexer import (
-    Indexer,
-    indexer_of,
-    rebuild,
-    stream_items,
-    verify,
-)
+from adapters.dynamodb.indexer import Indexer, indexer_of
 from adapters.dynamodb.items import indexed_pk, key, log_head_pk
+from adapters.dynamodb.repair import rebuild, stream_items, verify
 from adapters.lambdas.indexer import handler as indexer_handler
 from orders import OrderLine, OrderService
 from tests.support.dynamodb_local import DynamoDBLocalTestCase
