@@ -11,8 +11,10 @@ Contracts (beyond the library's, which they meet but for ids: ``insert_events`` 
   streams is ONE ``TransactWriteItems`` of such puts. No item is shared between streams.
 - Each save once under unknown outcomes: a ``PutItem`` applied whose answer was lost and that
   botocore sent again fails its condition on the recorder's own item; the item comes back
-  (``ReturnValuesOnConditionCheckFailure=ALL_OLD``) and, if it holds exactly the event sent
-  (its state includes the event's id and timestamp), the save has succeeded. A transaction
+  (``ReturnValuesOnConditionCheckFailure=ALL_OLD``) and, if botocore had sent the call more
+  than once (``RetryAttempts``) and the item holds exactly the event sent (its state has the
+  event's timestamp), the save has succeeded. A save of an event stored already by an
+  earlier call is a conflict, as the library's contract asks. A transaction
   sent again carries the same ``ClientRequestToken`` (botocore), so DynamoDB applies it once.
 - Limits, in this mode's terms: a save holds at most :data:`MAX_SAVE_EVENTS` events (one
   action each), one fewer with tracking; checked before anything is sent.
@@ -85,8 +87,8 @@ class DynamoDBIndexedApplicationRecorder(DynamoDBApplicationRecorder):
             try:
                 self.datastore.put_item(put, what)
             except ConditionFailed as e:
-                if e.item is not None and e.item.get(EVENTS) == put["Item"][EVENTS]:
-                    return  # Our own item: applied, then botocore sent it again.
+                if e.retried and e.item is not None and e.item[EVENTS] == put["Item"][EVENTS]:
+                    return  # This call's own item: applied, then botocore sent it again.
                 raise streams[0].conflict(last_version(e.item)) from None
             return
         try:
