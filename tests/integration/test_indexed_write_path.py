@@ -1,0 +1,219 @@
+"""The indexed write path on DynamoDB Local: whole saves, limits, repair at scale, bounded
+checkpoint, and one write mode per table."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+from uuid import UUID, uuid4
+
+import pytest
+from eventsourcing.persistence import OperationalError, StoredEvent
+
+from adapters.dynamodb import (
+    DynamoDBApplicationRecorder,
+    DynamoDBIndexedProcessRecorder,
+    DynamoDBLimitError,
+    WriteModeError,
+)
+from adapters.dynamodb.indexer import Indexer
+from adapters.dynamodb.items import key, log_head_pk
+from adapters.dynamodb.repair import rebuild, stream_items, verify
+from tests.support.dynamodb_local import DynamoDBLocalTestCase
+
+pytestmark = pytest.mark.dynamodb
+
+NAMESPACE = "test_events"
+
+
+def events(originator_id: UUID | str, versions: range, size: int = 2) -> list[StoredEvent]:
+    return [StoredEvent(originator_id, v, f"topic-{v}", b"x" * size) for v in versions]
+
+
+class WritePathCase(DynamoDBLocalTestCase):
+    def recorder(self) -> DynamoDBIndexedProcessRecorder:
+        return DynamoDBIndexedProcessRecorder(
+            self.datastore, events_namespace=NAMESPACE, tracking_namespace="test_tracking"
+        )
+
+    def indexer(self, **options: Any) -> Indexer:
+        return Indexer(self.datastore, self.server.streams_client(), NAMESPACE, **options)
+
+    def head(self) -> dict[str, Any]:
+        item: dict[str, Any] = self.client.get_item(
+            TableName=self.table_name, Key=key(log_head_pk(NAMESPACE)), ConsistentRead=True
+        )["Item"]
+        return item
+
+
+class TestWholeSaves(WritePathCase):
+    def test_a_save_across_a_stream_read_boundary_is_never_seen_in_part(self) -> None:
+        """998 one-event saves, then a 5-event save whose records straddle the 1,000 records
+        of one ``GetRecords``, then more saves of 1 to 5 events: a reader tailing the log
+        while the indexer works through the backlog only ever sees whole saves."""
+        store = self.recorder()
+        streams = [uuid4() for _ in range(10)]
+        versions = dict.fromkeys(streams, 0)
+        save_ends: dict[str, set[int]] = {str(s): {0} for s in streams}
+
+        def save(stream: UUID, count: int) -> None:
+            first = versions[stream] + 1
+            store.insert_events(events(stream, range(first, first + count)))
+            versions[stream] = first + count - 1
+            save_ends[str(stream)].add(versions[stream])
+
+        with ThreadPoolExecutor(4) as pool:  # One stream per thread: versions stay in order.
+            list(pool.map(lambda s: [save(s, 1) for _ in range(998 // 10)], streams))
+        for n in range(998 - 10 * (998 // 10)):
+            save(streams[n], 1)
+        save(streams[0], 5)
+        for n in range(300):
+            save(streams[n % 10], 1 + n % 5)
+        total = sum(versions.values())
+        reader = DynamoDBApplicationRecorder(self.datastore, events_namespace=NAMESPACE)
+        seen: dict[str, int] = {}
+        partial: list[tuple[str, int]] = []
+        done = threading.Event()
+        count = 0
+
+        def tail() -> None:
+            nonlocal count
+            position = 0
+            while not done.is_set() or position < total:
+                read = reader.select_notifications(position + 1, 500)
+                for n in read:
+                    seen[str(n.originator_id)] = n.originator_version
+                    position = n.id
+                if len(read) < 500:  # The whole visible log: it must end at save ends.
+                    count += 1
+                    partial.extend((s, v) for s, v in seen.items() if v not in save_ends[s])
+
+        thread = threading.Thread(target=tail)
+        thread.start()
+        indexer = self.indexer()
+        try:
+            self.assertEqual(indexer.catch_up(timeout=120), total)
+        finally:
+            done.set()
+            thread.join()
+        self.assertGreater(indexer.writes, 1)
+        self.assertGreater(count, 1)
+        self.assertEqual(partial, [])
+        self.assertTrue(verify(self.datastore, NAMESPACE).ok)
+
+    def test_the_rest_of_a_save_is_read_from_the_table_before_any_of_it_is_logged(self) -> None:
+        store = self.recorder()
+        order_id = uuid4()
+        store.insert_events(events(order_id, range(1, 4)))
+        batches = stream_items(self.datastore, NAMESPACE)
+        self.assertEqual([b.save_last for b in batches], [3, 3, 3])
+        self.assertEqual(self.indexer().index(batches[:2]), 3)
+        self.assertTrue(verify(self.datastore, NAMESPACE).ok)
+
+
+class TestLimits(WritePathCase):
+    def test_mixed_large_and_small_events_stay_within_limits_even_after_a_failed_write(
+        self,
+    ) -> None:
+        """73 small and 16 210 KB one-event saves (89 streams: 107 actions in one write
+        before); the first indexer write is made to fail below our code; afterwards every
+        event is logged once, and no write sent was over 100 actions or 4 MB."""
+        store = self.recorder()
+        for n in range(89):
+            size = 210_000 if n % 6 == 0 and n < 96 else 10
+            store.insert_events(events(uuid4(), range(1, 2), size))
+        sent: list[tuple[int, int]] = []
+        failing = [True]
+
+        def check(params: dict[str, Any], **kwargs: Any) -> None:
+            items = params["TransactItems"]
+            sent.append((len(items), len(repr(items))))
+            if failing[0]:
+                raise OperationalError("injected: the write failed")
+
+        self.datastore.client.meta.events.register(
+            "provide-client-params.dynamodb.TransactWriteItems", check
+        )
+        indexer = self.indexer()
+        with self.assertRaises(OperationalError):
+            while True:
+                indexer.poll_once()
+        failing[0] = False
+        self.assertEqual(indexer.catch_up(timeout=120), 89)
+        report = verify(self.datastore, NAMESPACE)
+        self.assertTrue(report.ok, report)
+        self.assertEqual(report.log_events, 89)
+        self.assertGreater(len(sent), 2)
+        self.assertTrue(all(actions <= 100 for actions, _ in sent), sent)
+        self.assertTrue(all(size <= 4 * 1024 * 1024 * 2 for _, size in sent), sent)
+
+    def test_a_save_over_the_modes_limit_is_refused_in_its_terms_before_sending(self) -> None:
+        store = self.recorder()
+        with self.assertRaisesRegex(DynamoDBLimitError, "one item per event"):
+            store.insert_events(events(uuid4(), range(1, 102)))
+        self.assertEqual(self.scan_table(), [])
+
+
+class TestRepairAtScale(WritePathCase):
+    ORDERS = 10_000
+
+    def test_rebuild_finishes_on_ten_thousand_indexed_orders(self) -> None:
+        store = self.recorder()
+        orders = [uuid4() for _ in range(self.ORDERS)]
+        with ThreadPoolExecutor(4) as pool:
+            list(pool.map(lambda o: store.insert_events(events(o, range(1, 2))), orders))
+        self.assertEqual(self.indexer().catch_up(timeout=600), self.ORDERS)
+        # A fresh indexer given every item learns from refused writes: progress, not failure.
+        self.assertEqual(self.indexer().index(stream_items(self.datastore, NAMESPACE)), 0)
+        late = orders[:50]
+        for order_id in late:
+            store.insert_events(events(order_id, range(2, 4)))
+        pages: list[int] = []
+        before = self.datastore.metrics.snapshot()
+        appended = rebuild(self.indexer(), progress=lambda p: pages.append(p.items_scanned))
+        cost = self.datastore.metrics.snapshot() - before
+        self.assertEqual(appended, 100)
+        self.assertGreater(len(pages), 1)
+        self.assertEqual(pages[-1], self.ORDERS + 100)
+        self.assertLess(cost.by_operation["TransactWriteItems"].calls, 10)
+        self.assertEqual(rebuild(self.indexer()), 0)  # Resumed or repeated: nothing twice.
+        report = verify(self.datastore, NAMESPACE)
+        self.assertTrue(report.ok, report)
+        self.assertEqual(report.log_events, self.ORDERS + 100)
+
+
+class TestCheckpoint(WritePathCase):
+    def test_the_checkpoint_keeps_only_shards_the_stream_lists(self) -> None:
+        """A shard gone from the stream (trimmed after 24 hours, or of an earlier stream)
+        is dropped from the checkpoint at the next write."""
+        store = self.recorder()
+        store.insert_events(events(uuid4(), range(1, 2)))
+        self.indexer().catch_up()
+        head = self.head()
+        listed = set(head["cp"]["M"])
+        head["cp"]["M"]["shardId-00000000000000000000-gone"] = {"S": "12345"}
+        self.client.put_item(TableName=self.table_name, Item=head)
+        store.insert_events(events(uuid4(), range(1, 2)))
+        self.assertEqual(self.indexer().catch_up(), 1)
+        self.assertEqual(set(self.head()["cp"]["M"]), listed)
+
+
+class TestWriteModes(WritePathCase):
+    def test_a_writer_in_the_other_mode_is_refused_before_writing(self) -> None:
+        transactional = DynamoDBApplicationRecorder(self.datastore, events_namespace=NAMESPACE)
+        transactional.insert_events(events(uuid4(), range(1, 2)))
+        items = self.scan_table()
+        with self.assertRaisesRegex(WriteModeError, "transactional write mode"):
+            self.recorder().insert_events(events(uuid4(), range(1, 2)))
+        with self.assertRaises(WriteModeError):
+            self.indexer().catch_up()
+        self.assertEqual(self.scan_table(), items)
+
+    def test_an_indexed_table_refuses_a_transactional_writer(self) -> None:
+        self.recorder().insert_events(events(uuid4(), range(1, 2)))
+        items = self.scan_table()
+        other = DynamoDBApplicationRecorder(self.datastore, events_namespace=NAMESPACE)
+        with self.assertRaisesRegex(WriteModeError, "indexed write mode"):
+            other.insert_events(events(uuid4(), range(1, 2)))
+        self.assertEqual(self.scan_table(), items)
