@@ -44,34 +44,26 @@ import contextlib
 import logging
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
-from uuid import UUID
 
 from eventsourcing.persistence import OperationalError
 
 from adapters.dynamodb.datastore import (
     DynamoDBDatastore,
-    Item,
-    TransactionCancelled,
-    action_size,
 )
 from adapters.dynamodb.factory import DynamoDBFactory
 from adapters.dynamodb.items import (
     NOTIFICATION_ID,
-    VERSION,
-    batch_item,
-    empty_batch_size,
-    encode_originator,
-    indexed_pk,
-    key,
-    log_head_pk,
-    log_pk,
-    number,
-    pack,
     stream_pk,
+)
+from adapters.dynamodb.log_writes import (
+    CHECKPOINT,
+    WRITTEN_AT,
+    IndexerFencedError,
+    LogWriter,
+    Refused,
 )
 from adapters.dynamodb.recorders import check_write_mode
 from adapters.dynamodb.shards import (
@@ -83,11 +75,7 @@ from adapters.dynamodb.shards import (
     written_at,
 )
 from adapters.dynamodb.table import (
-    MAX_ITEM_BYTES,
     MAX_TRANSACTION_ACTIONS,
-    MAX_TRANSACTION_BYTES,
-    DynamoDBLimitError,
-    item_size,
 )
 from orders.backoff import Backoff
 
@@ -96,14 +84,9 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-CHECKPOINT = "cp"
-WRITTEN_AT = "w"
 MAX_UNLEARNED_REFUSALS = 20
 """Refusals in a row that taught the indexer nothing (transaction conflicts) before a call
 gives up; a refusal that told where a stream stands is progress and is not counted."""
-CACHE_SIZE = 100_000
-"""Streams whose indexed version the indexer remembers (least recently used dropped)."""
-_LARGEST = 10**38 - 1  # A number taking the most bytes a number can take.
 
 
 @dataclass
@@ -118,19 +101,6 @@ class IndexerStatus:
     """Seconds since the oldest stream record seen not indexed yet was written (None if none)."""
     more_pending: bool = False
     """Whether the sample (one page per shard) was full, so more may be waiting."""
-
-
-class IndexerFencedError(OperationalError):
-    """Another indexer advanced the log head; this one must reload before writing again."""
-
-
-class Refused(Exception):  # noqa: N818 - internal signal, never escapes the indexer.
-    """A write was cancelled for a reason the next try can fix; ``learned`` if it told the
-    indexer where a stream stands (progress)."""
-
-    def __init__(self, message: str, *, learned: bool) -> None:
-        super().__init__(message)
-        self.learned = learned
 
 
 def indexer_of(factory: DynamoDBFactory, **options: Any) -> Indexer:
@@ -160,44 +130,6 @@ def indexing(factory: object, *, timeout: float = 120.0) -> Iterator[Indexer | N
     indexer.catch_up(timeout=timeout)
 
 
-@dataclass
-class _Write:
-    """The saves chosen for one write, and what they take (bounded before sending)."""
-
-    namespace: str
-    empty_log_item: int
-    batches: list[StreamBatch] = field(default_factory=list)
-    streams: dict[str, int] = field(default_factory=dict)
-    """Per stream in the write, the bytes its indexed-version update takes at most."""
-    log_items: int = 0
-    log_bytes: int = 0
-    fill: int = 0
-    """Bytes of the log item being filled."""
-
-    def try_add(self, unit: list[StreamBatch], head_bytes: int, max_streams: int) -> bool:
-        """Adds a save's batches if the write still fits in DynamoDB's limits then."""
-        name = str(unit[0].originator_id)
-        streams = len(self.streams) + (name not in self.streams)
-        items, fill, size = self.log_items, self.fill, self.log_bytes
-        for event_size in (s for batch in unit for s in batch.sizes):
-            if items == 0 or fill + event_size > MAX_ITEM_BYTES:
-                items, fill, size = items + 1, self.empty_log_item, size + self.empty_log_item
-            fill += event_size
-            size += event_size
-        marker = self.streams.get(name) or _marker_bytes(self.namespace, unit[0].originator_id)
-        markers = sum(self.streams.values()) + (marker if name not in self.streams else 0)
-        fits = (
-            streams <= max_streams
-            and items + streams + 1 <= MAX_TRANSACTION_ACTIONS
-            and size + markers + head_bytes <= MAX_TRANSACTION_BYTES
-        )
-        if fits:
-            self.batches += unit
-            self.streams[name] = marker
-            self.log_items, self.fill, self.log_bytes = items, fill, size
-        return fits
-
-
 class Indexer:
     """Appends the new event items of the streams under ``events_namespace`` to its log.
 
@@ -223,12 +155,9 @@ class Indexer:
         self.events_namespace = events_namespace
         self.poll_interval = poll_interval
         self.idle_poll_max = max(idle_poll_max, poll_interval)
-        self.max_streams_per_write = max_streams_per_write
         self.backoff = backoff
         self.reader = ShardReader(datastore, streams, stream_pk(events_namespace, ""))
-        self._log_pk = log_pk(events_namespace)
-        self._head_key = key(log_head_pk(events_namespace))
-        self._indexed: OrderedDict[str, int] = OrderedDict()
+        self.log = LogWriter(datastore, events_namespace, max_streams_per_write)
         self._marks: dict[str, tuple[str | None, bool]] = {}
         """Per shard, where the pages handed to indexing ended, and whether it finished."""
         self._executor: concurrent.futures.ThreadPoolExecutor | None = None
@@ -237,10 +166,8 @@ class Indexer:
         """Stream records the last poll read (of any kind)."""
         self.read_now = True
         """Whether the last poll read the stream itself (not pages read ahead)."""
-        self._position = 0
         self._loaded = False
         self.events_indexed = 0
-        self.writes = 0
         self.newest_indexed_at: float | None = None
         """When the newest stream record indexed so far was written (epoch seconds)."""
 
@@ -255,10 +182,9 @@ class Indexer:
             concurrent.futures.wait([self._prefetched])  # Its pages are dropped.
             self._prefetched = None
         self._marks.clear()
-        self._indexed.clear()
         check_write_mode(self.datastore, self.events_namespace, "indexed", claim=False)
-        item = self.datastore.get_item(self._head_key) or {}
-        self._position = int(item[NOTIFICATION_ID]["N"]) if NOTIFICATION_ID in item else 0
+        item = self.datastore.get_item(self.log.head_key) or {}
+        self.log.reset(int(item[NOTIFICATION_ID]["N"]) if NOTIFICATION_ID in item else 0)
         checkpoint = {k: v["S"] for k, v in item.get(CHECKPOINT, {}).get("M", {}).items()}
         self.reader.reset(checkpoint)
         self._loaded = True
@@ -266,7 +192,12 @@ class Indexer:
     @property
     def last_id(self) -> int:
         """The last id this indexer assigned or found in the head."""
-        return self._position
+        return self.log.position
+
+    @property
+    def writes(self) -> int:
+        """Writes this indexer committed."""
+        return self.log.writes
 
     @property
     def checkpoint(self) -> dict[str, str]:
@@ -276,7 +207,7 @@ class Indexer:
     def know(self, indexed: Mapping[str, int]) -> None:
         """Takes the indexed versions of streams as read from their items (rebuild)."""
         for name, version in indexed.items():
-            self._remember(name, version)
+            self.log.remember(name, version)
 
     def batch_of(self, record: Mapping[str, Any]) -> StreamBatch | None:
         """The event item a stream record inserted, or None if it is anything else."""
@@ -409,15 +340,16 @@ class Indexer:
         appended = unlearned = 0
         try:
             while todo:
-                chosen, todo, missing = self._choose(todo)
+                shards = set(self.reader.checkpoint) | set(self._marks)
+                chosen, todo, missing = self.log.choose(todo, shards)
                 if missing:
-                    todo = self._read_missing(missing) + todo
+                    todo = self.log.read_missing(missing) + todo
                     continue
                 if not chosen:
                     break
                 cp = checkpoint(todo) if checkpoint is not None else self.reader.checkpoint
                 try:
-                    self._write(chosen, cp)
+                    self.log.write(chosen, cp)
                 except Refused as refused:
                     unlearned = 0 if refused.learned else unlearned + 1
                     if unlearned >= MAX_UNLEARNED_REFUSALS:
@@ -427,6 +359,7 @@ class Indexer:
                         self.backoff.pause(unlearned)
                     todo = chosen + todo
                     continue
+                self.reader.checkpoint = dict(cp)
                 appended += sum(len(b.events) for b in chosen)
         except BaseException:
             self._loaded = False
@@ -435,212 +368,11 @@ class Indexer:
             self.events_indexed += appended
         return appended
 
-    def _choose(
-        self, todo: list[StreamBatch]
-    ) -> tuple[list[StreamBatch], list[StreamBatch], dict[str, tuple[UUID | str, int, int]]]:
-        """The batches of the next write (whole saves, within the limits), those left for
-        later, and per stream the versions to read from the table first (missing before a
-        batch, or the rest of a save)."""
-        by_stream: dict[str, list[StreamBatch]] = {}
-        for batch in todo:
-            end = self._indexed.get(str(batch.originator_id))
-            if end is None or batch.last > end:
-                by_stream.setdefault(str(batch.originator_id), []).append(batch)
-        units, missing = self._saves(by_stream)
-        if missing:
-            return [], todo, missing  # Read the gaps first; keep everything for after.
-        write = _Write(self.events_namespace, empty_batch_size(self._log_pk))
-        head_bytes = self._head_bytes()
-        stopped: set[str] = set()
-        for unit in units:
-            name = str(unit[0].originator_id)
-            if name in stopped or not write.try_add(unit, head_bytes, self.max_streams_per_write):
-                stopped.add(name)  # Its later saves wait too: a stream goes in order.
-        if not write.batches and units:
-            events = sum(len(b.events) for b in units[0])
-            what = f"indexing a save of {events} events of stream {units[0][0].originator_id}"
-            raise DynamoDBLimitError("indexer write", events, MAX_TRANSACTION_ACTIONS, what)
-        kept = {id(b) for found in by_stream.values() for b in found}
-        chosen = {id(b) for b in write.batches}
-        left = [b for b in todo if id(b) in kept and id(b) not in chosen]
-        return write.batches, left, {}
-
-    def _saves(
-        self, by_stream: Mapping[str, list[StreamBatch]]
-    ) -> tuple[list[list[StreamBatch]], dict[str, tuple[UUID | str, int, int]]]:
-        """The whole saves that can be written next (each stream's chain from its indexed
-        version, cut at save ends), and the versions to read from the table first."""
-        missing: dict[str, tuple[UUID | str, int, int]] = {}
-        units: list[list[StreamBatch]] = []
-        for name, found in by_stream.items():
-            found.sort(key=lambda b: b.first)
-            end = self._indexed.get(name)
-            expected = found[0].first if end is None else end + 1
-            chain: list[StreamBatch] = []
-            for batch in found:
-                if batch.first == expected:
-                    chain.append(batch)
-                    expected = batch.last + 1
-                elif batch.first > expected:
-                    break
-            originator_id = found[0].originator_id
-            if not chain:
-                missing[name] = (originator_id, expected, found[0].first - 1)
-                continue
-            if chain[-1].save_last > chain[-1].last:
-                missing[name] = (originator_id, chain[-1].last + 1, chain[-1].save_last)
-            unit: list[StreamBatch] = []
-            for batch in chain:
-                unit.append(batch)
-                if batch.last >= batch.save_last:
-                    units.append(unit)
-                    unit = []
-        return units, missing
-
-    def _head_bytes(self) -> int:
-        """The most bytes the head update of the next write can take (checkpoint included)."""
-        shards = set(self.reader.checkpoint) | set(self._marks)
-        checkpoint = {shard: "9" * 64 for shard in shards}
-        head = self._head_update(_LARGEST, checkpoint)
-        head["Update"]["ExpressionAttributeValues"][":position"] = number(_LARGEST)
-        return action_size(head)
-
-    def _read_missing(
-        self, missing: Mapping[str, tuple[UUID | str, int, int]]
-    ) -> list[StreamBatch]:
-        """The batches of each stream between the versions given, read from the table."""
-        batches = []
-        for originator_id, first, last in missing.values():
-            values = {
-                ":pk": {"S": stream_pk(self.events_namespace, originator_id)},
-                ":lo": number(first),
-                ":hi": number(last),
-            }
-            found = [
-                StreamBatch.from_item(item)
-                for item in self.datastore.query("pk = :pk AND sk BETWEEN :lo AND :hi", values)
-            ]
-            if not found or found[0].first != first or found[-1].last != last:
-                msg = (
-                    f"stream {originator_id}: versions {first} to {last} are not in the table "
-                    "as one chain of batches, so later ones cannot be indexed in order"
-                )
-                raise OperationalError(msg)
-            batches += found
-        return batches
-
-    def _write(self, chosen: list[StreamBatch], checkpoint: Mapping[str, str]) -> None:
-        """One transaction: the log batches, each stream's indexed version, the head."""
-        events = [(batch.originator_id, event) for batch in chosen for event in batch.events]
-        sizes = [size for batch in chosen for size in batch.sizes]
-        log_batches = pack(
-            events,
-            _log_event,
-            empty_batch_size(self._log_pk),
-            lambda e: f"stream {e[0]}",
-            sizes,
-        )
-        actions: list[Item] = []
-        action_sizes: list[int] = []
-        next_id = self._position + 1
-        for log_batch in log_batches:
-            last_id = next_id + len(log_batch) - 1
-            offset = next_id - self._position - 1
-            empty = item_size(batch_item(self._log_pk, next_id, last_id, []))
-            action_sizes.append(empty + sum(sizes[offset : offset + len(log_batch)]))
-            actions.append(
-                {
-                    "Put": {
-                        "Item": batch_item(self._log_pk, next_id, last_id, log_batch),
-                        "ConditionExpression": "attribute_not_exists(pk)",
-                    }
-                }
-            )
-            next_id = last_id + 1
-        streams: dict[str, tuple[UUID | str, int, int]] = {}
-        for batch in chosen:
-            name = str(batch.originator_id)
-            first = streams[name][1] if name in streams else batch.first
-            streams[name] = (batch.originator_id, first, batch.last)
-        markers = list(streams.items())
-        for _, (originator_id, first, last) in markers:
-            actions.append(_marker_update(self.events_namespace, originator_id, first, last))
-        actions.append(self._head_update(next_id - 1, checkpoint))
-        action_sizes += [action_size(action) for action in actions[len(action_sizes) :]]
-        what = f"indexing {len(events)} events of {len(markers)} streams"
-        try:
-            self.datastore.transact_write(actions, what, action_sizes)
-        except TransactionCancelled as e:
-            self._learn(e, len(log_batches), markers, what)
-        else:
-            self._position = next_id - 1
-            self.reader.checkpoint = dict(checkpoint)
-            for name, (_, _, last) in markers:
-                self._remember(name, last)
-            self.writes += 1
-
-    def _learn(
-        self,
-        cancelled: TransactionCancelled,
-        log_batches: int,
-        markers: list[tuple[str, tuple[UUID | str, int, int]]],
-        what: str,
-    ) -> None:
-        """Reads a cancellation: remembers where streams stood; raises what to do next."""
-        reasons = cancelled.reasons
-        if len(reasons) != log_batches + len(markers) + 1:
-            msg = f"{what}: cancelled by DynamoDB without reasons ({cancelled})"
-            raise OperationalError(msg)
-        codes = [str(r.get("Code", "None")) for r in reasons]
-        if codes[-1] == "ConditionalCheckFailed" or any(
-            c == "ConditionalCheckFailed" for c in codes[:log_batches]
-        ):
-            raise IndexerFencedError(f"{what}: the log head moved (another indexer)")
-        learned = False
-        for (name, _), reason in zip(markers, reasons[log_batches:-1], strict=True):
-            if reason.get("Code") == "ConditionalCheckFailed":
-                item = reason.get("Item")
-                self._remember(name, int(item[VERSION]["N"]) if item else 0)
-                learned = True
-        if learned:
-            raise Refused(f"{what}: streams were not where this indexer thought", learned=True)
-        raise Refused(f"{what}: cancelled ({codes})", learned=False)
-
-    def _head_update(self, last_id: int, checkpoint: Mapping[str, str]) -> Item:
-        head: Item = {
-            "Key": self._head_key,
-            "UpdateExpression": "SET #n = :last, #cp = :cp, #w = :w",
-            "ExpressionAttributeNames": {
-                "#n": NOTIFICATION_ID,
-                "#cp": CHECKPOINT,
-                "#w": WRITTEN_AT,
-            },
-            "ExpressionAttributeValues": {
-                ":last": number(last_id),
-                ":cp": {"M": {shard: {"S": value} for shard, value in checkpoint.items()}},
-                ":w": {"N": f"{time.time():.3f}"},
-            },
-        }
-        if self._position:
-            head["ConditionExpression"] = "#n = :position"
-            head["ExpressionAttributeValues"][":position"] = number(self._position)
-        else:
-            head["ConditionExpression"] = "attribute_not_exists(#n)"
-        return {"Update": head}
-
-    def _remember(self, name: str, version: int) -> None:
-        self._indexed[name] = version
-        self._indexed.move_to_end(name)
-        while len(self._indexed) > CACHE_SIZE:
-            self._indexed.popitem(last=False)
-
-    # -- status ------------------------------------------------------------------------------
-
     def status(self) -> IndexerStatus:
         """The log head, and a bounded sample of the stream records after the checkpoint
         (one ``GetRecords`` page per shard; read, not consumed)."""
         self.load()
-        item = self.datastore.get_item(self._head_key) or {}
+        item = self.datastore.get_item(self.log.head_key) or {}
         last_write = float(item[WRITTEN_AT]["N"]) if WRITTEN_AT in item else None
         pending = 0
         more = False
@@ -657,31 +389,4 @@ class Indexer:
                 if created is not None and (oldest is None or created < oldest):
                     oldest = created
         age = time.time() - oldest if oldest is not None else None
-        return IndexerStatus(self._position, last_write, self.checkpoint, pending, age, more)
-
-
-def _log_event(pair: tuple[UUID | str, Item]) -> Item:
-    originator_id, event = pair
-    return {"M": {**event["M"], **encode_originator(originator_id)}}
-
-
-def _marker_update(namespace: str, originator_id: UUID | str, first: int, last: int) -> Item:
-    """Sets a stream's indexed version to ``last`` if it was exactly ``first - 1``."""
-    update: Item = {
-        "Key": key(indexed_pk(namespace, originator_id)),
-        "UpdateExpression": "SET #v = :last",
-        "ExpressionAttributeNames": {"#v": VERSION},
-        "ExpressionAttributeValues": {":last": number(last)},
-        "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
-    }
-    if first > 1:
-        update["ConditionExpression"] = "#v = :previous"
-        update["ExpressionAttributeValues"][":previous"] = number(first - 1)
-    else:
-        update["ConditionExpression"] = "attribute_not_exists(#v)"
-    return {"Update": update}
-
-
-def _marker_bytes(namespace: str, originator_id: UUID | str) -> int:
-    """The most bytes a stream's indexed-version update takes."""
-    return action_size(_marker_update(namespace, originator_id, _LARGEST, _LARGEST))
+        return IndexerStatus(self.log.position, last_write, self.checkpoint, pending, age, more)

@@ -21,7 +21,7 @@ from typing import Any
 from eventsourcing.persistence import OperationalError
 
 from adapters.dynamodb.datastore import DynamoDBDatastore, translate_errors
-from adapters.dynamodb.indexer import Indexer, IndexerFencedError
+from adapters.dynamodb.indexer import Indexer
 from adapters.dynamodb.items import (
     EVENTS,
     FIRST,
@@ -35,6 +35,7 @@ from adapters.dynamodb.items import (
     log_pk,
     stream_pk,
 )
+from adapters.dynamodb.log_writes import IndexerFencedError
 from adapters.dynamodb.shards import StreamBatch
 from orders.backoff import Backoff
 

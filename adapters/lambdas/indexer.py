@@ -14,7 +14,8 @@ from typing import Any
 from eventsourcing.persistence import OperationalError
 
 from adapters.dynamodb import DynamoDBFactory
-from adapters.dynamodb.indexer import Indexer, IndexerFencedError
+from adapters.dynamodb.indexer import Indexer
+from adapters.dynamodb.log_writes import IndexerFencedError
 from adapters.dynamodb.repair import MAX_FENCED
 from adapters.dynamodb.shards import written_at
 from adapters.observability.telemetry import INDEXER_LAG, lambda_json_logs, metrics_from_env

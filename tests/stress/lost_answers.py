@@ -47,7 +47,7 @@ def lose_answers(client: Any, share: float, seed: int) -> list[int]:
 
 
 def fault_worker(
-    env: dict[str, str], worker: int, shared: str, commands: int, share: float, start_at: float
+    env: dict[str, str], worker: int, shared: str, commands: int, *, share: float, start_at: float
 ) -> tuple[list[tuple[str, str, str, str]], int]:
     """Alternates ``change_lines`` on the ``shared`` order and ``place_order`` without an id
     (a new order each), with answers lost; per command (kind, order id, tag, outcome), and

@@ -39,7 +39,9 @@ class TestLostAnswers(DynamoDBLocalTestCase):
         with SPAWN.Pool(PROCESSES) as pool:
             pending = [
                 pool.apply_async(
-                    fault_worker, (env, w, str(shared.order_id), COMMANDS, SHARE, start_at)
+                    fault_worker,
+                    (env, w, str(shared.order_id), COMMANDS),
+                    {"share": SHARE, "start_at": start_at},
                 )
                 for w in range(PROCESSES)
             ]
@@ -61,11 +63,11 @@ class TestLostAnswers(DynamoDBLocalTestCase):
             pk = item["pk"]["S"]
             if not pk.startswith(namespace) or int(item["sk"]["N"]) != 1:
                 continue
-            order_id = UUID(pk[len(namespace) :])
-            first = next(iter(service.events.get(order_id, lte=1)))
+            stream_id = UUID(pk[len(namespace) :])
+            first = next(iter(service.events.get(stream_id, lte=1)))
             if isinstance(first, OrderPlaced) and first.customer_id.startswith("w"):
                 placed[first.customer_id] += 1
-                placed_ids[first.customer_id] = str(order_id)
+                placed_ids[first.customer_id] = str(stream_id)
         for kind, order_id, tag, outcome in commands:
             stored = changed[tag] if kind == "change" else placed[tag]
             if outcome == "ok":
