@@ -10,9 +10,11 @@ from uuid import UUID, uuid4
 
 import pytest
 from eventsourcing.persistence import OperationalError, StoredEvent
+from eventsourcing.tests.persistence import ApplicationRecorderTestCase
 
 from adapters.dynamodb import (
     DynamoDBApplicationRecorder,
+    DynamoDBIndexedApplicationRecorder,
     DynamoDBIndexedProcessRecorder,
     DynamoDBLimitError,
     WriteModeError,
@@ -221,3 +223,64 @@ class TestWriteModes(WritePathCase):
         with self.assertRaisesRegex(WriteModeError, "indexed write mode"):
             other.insert_events(events(uuid4(), range(1, 2)))
         self.assertEqual(self.scan_table(), items)
+
+
+class _WaitingForTheIndexer(DynamoDBIndexedApplicationRecorder):
+    """The indexed recorder, whose saves then wait for the indexer and return the ids it
+    assigned (checked against the log), for the library's assertions on synchronous ids."""
+
+    indexer: Indexer
+
+    def insert_events(self, stored_events: Any, **kwargs: Any) -> Any:
+        super().insert_events(stored_events, **kwargs)
+        if not stored_events:
+            return None
+        self.indexer.catch_up()
+        last = self.indexer.last_id
+        ids = list(range(last - len(stored_events) + 1, last + 1))
+        logged = self.select_notifications(ids[0], len(ids))
+        given = [(e.originator_id, e.originator_version) for e in stored_events]
+        if [(n.originator_id, n.originator_version) for n in logged] != given:
+            msg = f"the log does not end with the events saved: {logged}"
+            raise AssertionError(msg)
+        return ids
+
+
+class TestIndexedApplicationRecorder(
+    DynamoDBLocalTestCase, ApplicationRecorderTestCase[DynamoDBIndexedApplicationRecorder]
+):
+    """The library's application recorder case on the indexed recorder, with the indexer
+    running beside it in a thread. Two tests assert the ids ``insert_events`` returns, which
+    this mode assigns later; for those only, each save waits for the indexer and returns the
+    ids it assigned:
+
+    - ``test_insert_select``: ``insert_events`` returns ``[1, 2]``, then ``[3]``;
+    - ``test_insert_subscribe`` (the library's ``optional_test_insert_subscribe``): the ids
+      returned, and ``max_notification_id`` right after a save.
+
+    Every other test runs on the recorder as shipped.
+    """
+
+    synchronous_ids = False
+
+    def create_recorder(self) -> DynamoDBIndexedApplicationRecorder:
+        streams = self.server.streams_client()
+        indexer = Indexer(self.datastore, streams, NAMESPACE, poll_interval=0.05)
+        if self.synchronous_ids:
+            waiting = _WaitingForTheIndexer(self.datastore, events_namespace=NAMESPACE)
+            waiting.indexer = indexer
+            return waiting
+        stopping = threading.Event()
+        thread = threading.Thread(target=indexer.run, args=(stopping,), daemon=True)
+        thread.start()
+        self.addCleanup(thread.join)
+        self.addCleanup(stopping.set)
+        return DynamoDBIndexedApplicationRecorder(self.datastore, events_namespace=NAMESPACE)
+
+    def test_insert_select(self) -> None:
+        self.synchronous_ids = True
+        super().test_insert_select()
+
+    def test_insert_subscribe(self) -> None:
+        self.synchronous_ids = True
+        self.optional_test_insert_subscribe()
