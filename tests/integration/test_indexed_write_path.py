@@ -9,6 +9,7 @@ from typing import Any
 from uuid import UUID, uuid4
 
 import pytest
+from botocore.awsrequest import AWSResponse
 from eventsourcing.persistence import OperationalError, StoredEvent
 from eventsourcing.tests.persistence import ApplicationRecorderTestCase
 
@@ -164,7 +165,7 @@ class TestLimits(WritePathCase):
 class TestRepairAtScale(WritePathCase):
     ORDERS = 10_000
 
-    def test_rebuild_finishes_on_ten_thousand_indexed_orders(self) -> None:
+    def test_rebuild_finishes_on_a_large_table_of_indexed_orders(self) -> None:
         store = self.recorder()
         orders = [uuid4() for _ in range(self.ORDERS)]
         with ThreadPoolExecutor(4) as pool:
@@ -187,6 +188,13 @@ class TestRepairAtScale(WritePathCase):
         report = verify(self.datastore, NAMESPACE)
         self.assertTrue(report.ok, report)
         self.assertEqual(report.log_events, self.ORDERS + 100)
+
+
+@pytest.mark.acceptance
+class TestRepairAtAcceptanceScale(TestRepairAtScale):
+    """The same on 100,000 orders (``pytest -m acceptance``)."""
+
+    ORDERS = 100_000
 
 
 class TestCheckpoint(WritePathCase):
@@ -284,3 +292,50 @@ class TestIndexedApplicationRecorder(
     def test_insert_subscribe(self) -> None:
         self.synchronous_ids = True
         self.optional_test_insert_subscribe()
+
+
+class _Body:
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def stream(self, **kwargs: Any) -> Any:
+        yield self.data
+
+
+class TestNoPauseUnderTheLock(DynamoDBLocalTestCase):
+    def test_a_throttled_save_lets_the_processs_other_saves_through_while_botocore_waits(
+        self,
+    ) -> None:
+        """Save A is throttled (a ``ThrottlingException`` answer below our code); while
+        botocore waits to send it again, save B of the same recorder goes through."""
+        recorder = DynamoDBApplicationRecorder(self.datastore, events_namespace=NAMESPACE)
+        recorder.claim_write_mode()
+        a_throttled, b_done = threading.Event(), threading.Event()
+        b_done_before_a_resent: list[bool] = []
+
+        def throttle_a(request: Any, **kwargs: Any) -> Any:
+            if threading.current_thread().name != "save-a":
+                return None
+            if not a_throttled.is_set():
+                a_throttled.set()
+                body = b'{"__type":"ThrottlingException","message":"slow down"}'
+                headers = {"x-amzn-ErrorType": "ThrottlingException"}
+                return AWSResponse(request.url, 400, headers, _Body(body))
+            b_done_before_a_resent.append(b_done.wait(timeout=30))
+            return None
+
+        self.client.meta.events.register(
+            "before-send.dynamodb.TransactWriteItems", throttle_a, unique_id="throttle-a"
+        )
+        a = threading.Thread(
+            target=recorder.insert_events, args=(events(uuid4(), range(1, 2)),), name="save-a"
+        )
+        a.start()
+        self.assertTrue(a_throttled.wait(timeout=30))
+        self.assertEqual(len(recorder.insert_events(events(uuid4(), range(1, 2))) or []), 1)
+        b_done.set()
+        a.join()
+        # A's resends (the first loses the race to B and is numbered again) came after B.
+        self.assertGreater(len(b_done_before_a_resent), 0)
+        self.assertTrue(all(b_done_before_a_resent), b_done_before_a_resent)
+        self.assertEqual(recorder.max_notification_id(), 2)
