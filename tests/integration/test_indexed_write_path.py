@@ -319,7 +319,7 @@ class TestNoPauseUnderTheLock(DynamoDBLocalTestCase):
             if not a_throttled.is_set():
                 a_throttled.set()
                 body = b'{"__type":"ThrottlingException","message":"slow down"}'
-                headers = {"x-amzn-ErrorType": "ThrottlingException"}
+                headers: Any = {"x-amzn-ErrorType": "ThrottlingException"}
                 return AWSResponse(request.url, 400, headers, _Body(body))
             b_done_before_a_resent.append(b_done.wait(timeout=30))
             return None
