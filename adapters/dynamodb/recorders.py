@@ -198,7 +198,8 @@ class DynamoDBAggregateRecorder(EventStreams, AggregateRecorder):
     Each event is written under the condition that its version is not stored yet, so
     versions may come in any order (a snapshot may be taken of an older version after a
     newer one), as on Postgres. One event is one ``PutItem``; several are one
-    ``TransactWriteItems`` of one ``Put`` each (at most 100).
+    ``TransactWriteItems`` of one ``Put`` each (at most 100). A ``PutItem`` botocore sent
+    again after its answer was lost, failing on this very call's item, succeeds.
     """
 
     packs_events = False
@@ -212,9 +213,12 @@ class DynamoDBAggregateRecorder(EventStreams, AggregateRecorder):
         what = f"insert_events of {len(stored_events)} events"
         puts = [self._put(event) for event in stored_events]
         if len(puts) == 1:
+            put = puts[0]["Put"]
             try:
-                self.datastore.put_item(puts[0]["Put"], what)
-            except ConditionFailed:
+                self.datastore.put_item(put, what)
+            except ConditionFailed as e:
+                if e.retried and e.item is not None and e.item[EVENTS] == put["Item"][EVENTS]:
+                    return None  # This call's own item: applied, then botocore sent it again.
                 self._raise_already_stored(stored_events[:1])
             return None
         try:
@@ -231,7 +235,9 @@ class DynamoDBAggregateRecorder(EventStreams, AggregateRecorder):
         pk = stream_pk(self.events_namespace, event.originator_id)
         (encoded,) = pack([event], encode_stream_event, empty_batch_size(pk), describe_event)
         version = event.originator_version
-        return put_new(batch_item(pk, version, version, encoded))
+        put = put_new(batch_item(pk, version, version, encoded))
+        put["Put"]["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
+        return put
 
     @staticmethod
     def _raise_already_stored(events: Sequence[StoredEvent]) -> NoReturn:

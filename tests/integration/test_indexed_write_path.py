@@ -339,3 +339,22 @@ class TestNoPauseUnderTheLock(DynamoDBLocalTestCase):
         self.assertGreater(len(b_done_before_a_resent), 0)
         self.assertTrue(all(b_done_before_a_resent), b_done_before_a_resent)
         self.assertEqual(recorder.max_notification_id(), 2)
+
+
+class TestVerify(WritePathCase):
+    def test_a_logged_event_differing_from_the_stored_one_is_reported_by_stream(self) -> None:
+        store = self.recorder()
+        order_id = uuid4()
+        store.insert_events(events(order_id, range(1, 4)))
+        self.indexer().catch_up()
+        self.assertTrue(verify(self.datastore, NAMESPACE).ok)
+        log_item = self.client.query(
+            TableName=self.table_name,
+            KeyConditionExpression="pk = :pk",
+            ExpressionAttributeValues={":pk": {"S": f"{NAMESPACE}#log"}},
+        )["Items"][0]
+        log_item["e"]["L"][1]["M"]["s"] = {"B": b"tampered"}
+        self.client.put_item(TableName=self.table_name, Item=log_item)
+        report = verify(self.datastore, NAMESPACE)
+        self.assertEqual(report.differing, [(str(order_id), 3)])
+        self.assertEqual((report.log_events, report.stored_events), (3, 3))
