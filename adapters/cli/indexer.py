@@ -21,7 +21,8 @@ from rich.console import Console
 
 from adapters.bootstrap.indexer import configured_indexer
 from adapters.cli.context import runtime_of
-from adapters.dynamodb.indexer import Indexer, rebuild, verify
+from adapters.dynamodb.indexer import Indexer
+from adapters.dynamodb.repair import RebuildProgress, rebuild, verify
 from adapters.observability.telemetry import INDEXER_LAG
 
 indexer_app = typer.Typer(
@@ -123,7 +124,11 @@ def status(context: typer.Context) -> None:
         else ""
     )
     console.print(f"last id: {state.last_id} (last indexer write {written})")
-    console.print(f"events in the stream not indexed yet: {state.pending_events}{age}")
+    at_least = "at least " if state.more_pending else ""
+    console.print(
+        f"events in the stream not indexed yet: {at_least}{state.pending_events}{age}"
+        " (one page per shard read)"
+    )
     console.print(f"checkpoint: {len(state.checkpoint)} shard(s)")
 
 
@@ -164,8 +169,17 @@ def verify_command(context: typer.Context) -> None:
 
 @indexer_app.command("rebuild")
 def rebuild_command(context: typer.Context) -> None:
-    """Index every stream item the log is missing (after an outage past the stream's 24 h)."""
+    """Index every stream item the log is missing (after an outage past the stream's 24 h);
+    safe to rerun: it goes on from what is indexed."""
+
+    def progress(state: RebuildProgress) -> None:
+        if state.pages % 10 == 0:
+            console.print(
+                f"rebuild: {state.items_scanned} stream items scanned, "
+                f"{state.events_appended} events appended"
+            )
+
     with _operational_errors():
         indexer = _indexer(context)
-        appended = rebuild(indexer)
+        appended = rebuild(indexer, progress=progress)
     console.print(f"rebuild: {appended} events appended, last id {indexer.last_id}")

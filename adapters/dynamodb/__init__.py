@@ -21,7 +21,8 @@ overrides ``DYNAMODB_TABLE_NAME`` for an application named ``OrderService``):
     processes queue there). ``indexed``: a save writes only its stream (one ``PutItem`` for a
     1-event save, 1 WCU) and :mod:`adapters.dynamodb.indexer` appends the events to the same
     log from the table's DynamoDB Stream (``orders indexer run``, or its Lambda handler);
-    ids appear once the indexer has caught up. A table keeps the mode it was written in.
+    ids appear once the indexer has caught up. A table keeps the mode it was written in: the
+    first save records it, and a writer in the other mode is refused (``WriteModeError``).
 ``DYNAMODB_POLL_INTERVAL`` (default ``1.0``)
     Seconds between a subscription's reads of the log for saves made by other processes
     (saves through the same recorder wake it at once).
@@ -105,23 +106,28 @@ Throughput: in the transactional mode every save updates the one log-head item, 
 one application are serialised there (as Postgres serialises them with a table lock for
 gapless ids); a single item takes about 1,000 WCU/s, so on the order of a few hundred saves
 per second at best. The indexed mode has no such item on the write path; its indexer writes
-the head once per batch of up to 89 streams' events.
+the head once per write of as many whole saves as fit in 100 actions and 4 MB.
 """
 
 from adapters.dynamodb.datastore import DynamoDBDatastore
 from adapters.dynamodb.factory import DynamoDBFactory
+from adapters.dynamodb.indexed import (
+    DynamoDBIndexedApplicationRecorder,
+    DynamoDBIndexedProcessRecorder,
+)
 from adapters.dynamodb.metrics import DynamoDBMetrics, MetricsSnapshot, OperationCount
 from adapters.dynamodb.recorders import (
     DynamoDBAggregateRecorder,
-    DynamoDBApplicationRecorder,
-    DynamoDBIndexedApplicationRecorder,
-    DynamoDBIndexedProcessRecorder,
-    DynamoDBProcessRecorder,
-    DynamoDBSubscription,
     DynamoDBTrackingRecorder,
     StreamConflictError,
+    WriteModeError,
 )
 from adapters.dynamodb.table import DynamoDBLimitError, table_definition
+from adapters.dynamodb.transactional import (
+    DynamoDBApplicationRecorder,
+    DynamoDBProcessRecorder,
+    DynamoDBSubscription,
+)
 
 Factory = DynamoDBFactory
 
@@ -141,5 +147,6 @@ __all__ = [
     "MetricsSnapshot",
     "OperationCount",
     "StreamConflictError",
+    "WriteModeError",
     "table_definition",
 ]

@@ -146,7 +146,9 @@ class DynamoDBDatastore:
             try:
                 write(TableName=self.table_name, ReturnConsumedCapacity="TOTAL", **body)
             except self.client.exceptions.ConditionalCheckFailedException as e:
-                raise ConditionFailed(cast("Item | None", e.response.get("Item"))) from None
+                retried = e.response.get("ResponseMetadata", {}).get("RetryAttempts", 0) > 0
+                item = cast("Item | None", e.response.get("Item"))
+                raise ConditionFailed(item, retried=retried) from None
 
     def query(
         self,
@@ -235,11 +237,15 @@ class DynamoDBDatastore:
 
 
 class ConditionFailed(Exception):  # noqa: N818 - named after DynamoDB's ConditionalCheckFailed.
-    """A single-item write's condition failed; ``item`` is the item as it was (or None)."""
+    """A single-item write's condition failed; ``item`` is the item as it was (or None).
 
-    def __init__(self, item: Item | None) -> None:
+    ``retried``: botocore had sent the call more than once (an earlier attempt's answer was
+    lost), so the item found may be this very call's."""
+
+    def __init__(self, item: Item | None, *, retried: bool = False) -> None:
         super().__init__("conditional check failed")
         self.item = item
+        self.retried = retried
 
 
 def read_units(size: int) -> int:

@@ -18,14 +18,12 @@ from eventsourcing.persistence import (
 from eventsourcing.utils import Environment, EnvType, resolve_topic, strtobool
 
 from adapters.dynamodb.datastore import DynamoDBDatastore
-from adapters.dynamodb.recorders import (
-    DynamoDBAggregateRecorder,
-    DynamoDBApplicationRecorder,
+from adapters.dynamodb.indexed import (
     DynamoDBIndexedApplicationRecorder,
     DynamoDBIndexedProcessRecorder,
-    DynamoDBProcessRecorder,
-    DynamoDBTrackingRecorder,
 )
+from adapters.dynamodb.recorders import DynamoDBAggregateRecorder, DynamoDBTrackingRecorder
+from adapters.dynamodb.transactional import DynamoDBApplicationRecorder, DynamoDBProcessRecorder
 
 WRITE_MODES = ("transactional", "indexed")
 

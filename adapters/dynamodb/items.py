@@ -17,6 +17,8 @@ log batch           ``{ns}#log``                         last  ``f`` first id, `
                                                                originator id, ``v``, ``t``,
                                                                ``s``)
 tracking            ``{ns}#tracking#{application}``      0     ``n`` last notification id
+write mode          ``{ns}#mode``                        0     ``m`` the mode the namespace's
+                                                               streams are written in
 ==================  ===================================  ====  ===============================
 
 A batch holds consecutive events of one save, as many as fit in one item; keying it by its
@@ -31,7 +33,8 @@ under key 3). The items carry their stream's id, for the indexer:
 
 ==================  ===================================  ====  ===============================
 stream event        ``{ns}#stream#{originator_id}``      vers. ``l`` the version again, ``e`` the
-(indexed mode)                                                 event, ``u`` or ``o`` stream id
+(indexed mode)                                                 event, ``u`` or ``o`` stream id,
+                                                               ``z`` the save's last version
 indexed version     ``{ns}#indexed#{originator_id}``     0     ``v`` last version in the log
 log head            ``{ns}#loghead``                     0     ``n``, and the indexer's ``cp``
                                                                checkpoint, ``w`` written at
@@ -56,6 +59,9 @@ FIRST = "f"
 LAST = "l"
 VERSION = "v"
 NOTIFICATION_ID = "n"
+SAVE_LAST = "z"
+"""On an indexed-mode stream item: the last version of its stream in the save that wrote it."""
+WRITE_MODE = "m"
 
 
 def number(value: int) -> dict[str, str]:
@@ -84,6 +90,10 @@ def log_pk(namespace: str) -> str:
 
 def log_head_pk(namespace: str) -> str:
     return f"{namespace}#loghead"
+
+
+def mode_pk(namespace: str) -> str:
+    return f"{namespace}#mode"
 
 
 def tracking_pk(namespace: str, application_name: str) -> str:
@@ -176,14 +186,22 @@ def batch_item(pk: str, first: int, last: int, events: list[Item]) -> Item:
 
 
 def first_keyed_batch_item(
-    pk: str, originator_id: UUID | str, first: int, last: int, events: list[Item]
+    pk: str,
+    originator_id: UUID | str,
+    first: int,
+    last: int,
+    events: list[Item],
+    *,
+    save_last: int | None = None,
 ) -> Item:
-    """A stream item of the indexed mode (one event: ``first`` = ``last``), naming its stream."""
+    """A stream item of the indexed mode (one event: ``first`` = ``last``), naming its stream
+    and the last version of the save it belongs to (``last`` if not given)."""
     return {
         **key(pk, first),
         LAST: number(last),
         EVENTS: {"L": events},
         **encode_originator(originator_id),
+        SAVE_LAST: number(last if save_last is None else save_last),
     }
 
 

@@ -15,14 +15,13 @@ from eventsourcing.persistence import OperationalError
 
 from adapters.bootstrap.indexer import configured_indexer
 from adapters.bootstrap.service import metrics_of
-from adapters.dynamodb.indexer import (
-    MAX_WRITE_ATTEMPTS,
-    Indexer,
-    IndexerFencedError,
-    written_at,
-)
+from adapters.dynamodb.indexer import Indexer
+from adapters.dynamodb.log_writes import IndexerFencedError
+from adapters.dynamodb.repair import MAX_FENCED
+from adapters.dynamodb.shards import written_at
 from adapters.observability.telemetry import INDEXER_LAG, MetricsSink, lambda_json_logs
 from adapters.settings import Settings
+from orders.backoff import Backoff
 
 NEEDS = frozenset({"backend", "events_table", "write_mode"})
 
@@ -55,13 +54,15 @@ def _index_records(indexer: Indexer, event: Mapping[str, Any]) -> dict[str, Any]
     batches = [
         batch
         for record in event.get("Records", [])
-        if (batch := indexer.batch_of(record, None)) is not None
+        if (batch := indexer.batch_of(record)) is not None
     ]
-    for _ in range(MAX_WRITE_ATTEMPTS):
+    for fenced in range(1, MAX_FENCED + 1):
         try:
             indexed = indexer.index(batches)
         except IndexerFencedError:
-            indexer.load()  # Another shard's invocation advanced the head: number again.
+            # Another shard's invocation advanced the head: number again, after a pause.
+            Backoff(base=0.05, cap=2.0).pause(fenced)
+            indexer.load()
             continue
         return {"indexed": indexed, "batchItemFailures": []}
     msg = "the log head kept moving under this invocation"

@@ -34,14 +34,9 @@ from adapters.dynamodb import (
     StreamConflictError,
 )
 from adapters.dynamodb.datastore import action_size
-from adapters.dynamodb.indexer import (
-    Indexer,
-    indexer_of,
-    rebuild,
-    stream_items,
-    verify,
-)
+from adapters.dynamodb.indexer import Indexer, indexer_of
 from adapters.dynamodb.items import indexed_pk, key, log_head_pk
+from adapters.dynamodb.repair import rebuild, stream_items, verify
 from adapters.lambdas import indexer as lambdas_indexer
 from adapters.lambdas.indexer import handler as indexer_handler
 from orders import OrderLine, OrderService
@@ -93,12 +88,13 @@ class IndexedTestCase(DynamoDBLocalTestCase):
 class TestIndexedSaves(IndexedTestCase):
     def test_a_one_event_save_is_one_put_of_one_kilobyte_and_writes_no_log(self) -> None:
         store = self.recorder()
+        store.claim_write_mode()  # Once per recorder, before its first save.
         before = self.datastore.metrics.snapshot()
         self.assertIsNone(store.insert_events(events(uuid4(), range(1, 2))))
         cost = self.datastore.metrics.snapshot() - before
         self.assertEqual(list(cost.by_operation), ["PutItem"])
         self.assertEqual((cost.round_trips, cost.estimated_units), (1, 1))
-        self.assertEqual(len(self.scan_table()), 1)
+        self.assertEqual(len(self.scan_table()), 2)  # The event and the write mode.
         self.assertIsNone(store.max_notification_id())
 
     def test_a_stale_save_collides_even_when_an_earlier_save_was_several_events(self) -> None:

@@ -289,6 +289,7 @@ class TestNotificationLog(StoreTestCase):
     def test_saves_through_two_recorders_are_renumbered_not_refused(self) -> None:
         first, second = self.recorder(), self.recorder()
         self.assertEqual(first.insert_events(events(uuid4(), range(1, 3))), [1, 2])
+        second.claim_write_mode()  # Once per recorder, before its first save.
         before = self.datastore.metrics.snapshot()
         # The second recorder starts from 0: its first try loses, the head comes back with
         # the cancellation, the retry takes 3 and 4.
@@ -415,6 +416,7 @@ class TestProvisioning(DynamoDBLocalTestCase):
 class TestMetrics(StoreTestCase):
     def test_every_call_is_counted_with_its_capacity(self) -> None:
         store = self.recorder()
+        store.claim_write_mode()  # Once per recorder, before its first save.
         before = self.datastore.metrics.snapshot()
         store.insert_events(events(uuid4(), range(1, 3)))
         store.select_notifications(None, 10)

@@ -31,6 +31,7 @@ def test_a_transaction_conflict_is_a_lost_race_renumbered_after_reading_the_head
     head = {"pk": {"S": "app_events#loghead"}, "sk": {"N": "0"}}
     cancelled = [{"Code": "None"}] * 3 + [{"Code": "TransactionConflict"}]
     with Stubber(client) as stubber:
+        _mode_recorded(stubber)
         stubber.add_client_error(
             "transact_write_items",
             service_error_code="TransactionCanceledException",
@@ -54,6 +55,12 @@ def test_a_transaction_conflict_is_a_lost_race_renumbered_after_reading_the_head
     assert ids == [6]
 
 
+def _mode_recorded(stubber: Stubber) -> None:
+    """The recorder's first save reads the namespace's write mode: it is this recorder's."""
+    mode = {"pk": {"S": "app_events#mode"}, "sk": {"N": "0"}, "m": {"S": "transactional"}}
+    stubber.add_response("get_item", {"Item": mode})
+
+
 def _stubbed_recorder() -> tuple[Any, DynamoDBApplicationRecorder]:
     client = boto3.session.Session().client(
         "dynamodb",
@@ -67,6 +74,7 @@ def _stubbed_recorder() -> tuple[Any, DynamoDBApplicationRecorder]:
 def test_a_cancellation_without_reasons_is_an_operational_error() -> None:
     client, recorder = _stubbed_recorder()
     with Stubber(client) as stubber:
+        _mode_recorded(stubber)
         stubber.add_client_error(
             "transact_write_items",
             service_error_code="TransactionCanceledException",
@@ -84,12 +92,13 @@ def test_a_lost_race_pauses_without_holding_the_save_lock(
     client, recorder = _stubbed_recorder()
     held_while_pausing: list[bool] = []
     monkeypatch.setattr(
-        "adapters.dynamodb.recorders.time.sleep",
+        "adapters.dynamodb.transactional.time.sleep",
         lambda seconds: held_while_pausing.append(recorder._numbering_lock.locked()),
     )
     head = {"pk": {"S": "app_events#loghead"}, "sk": {"N": "0"}, "n": {"N": "7"}}
     lost = [{"Code": "None"}] * 3 + [{"Code": "ConditionalCheckFailed", "Item": head}]
     with Stubber(client) as stubber:
+        _mode_recorded(stubber)
         stubber.add_client_error(
             "transact_write_items",
             service_error_code="TransactionCanceledException",

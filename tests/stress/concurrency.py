@@ -33,7 +33,7 @@ from adapters.dynamodb.items import (
     log_pk,
     stream_pk,
 )
-from adapters.dynamodb.recorders import DynamoDBApplicationRecorder
+from adapters.dynamodb.transactional import DynamoDBApplicationRecorder
 from orders import OrderLine
 
 if TYPE_CHECKING:

@@ -22,7 +22,8 @@ import pytest
 from eventsourcing.persistence import StoredEvent
 
 from adapters.dynamodb import StreamConflictError
-from adapters.dynamodb.indexer import indexing, verify
+from adapters.dynamodb.indexer import indexing
+from adapters.dynamodb.repair import verify
 from orders import OrderLinesChanged, OrderPlaced, OrderService
 from tests.stress.concurrency import (
     LogFollower,

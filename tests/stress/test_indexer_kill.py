@@ -28,7 +28,7 @@ import pytest
 from eventsourcing.persistence import StoredEvent
 
 from adapters.dynamodb import DynamoDBIndexedApplicationRecorder
-from adapters.dynamodb.indexer import verify
+from adapters.dynamodb.repair import verify
 from tests.stress.processes import wait_until
 from tests.support.dynamodb_local import DynamoDBLocalTestCase
 
