@@ -9,6 +9,8 @@ from orders.errors import (
     OrderConflictError,
     OrderError,
     OrderNotFoundError,
+    OrderNotYetPlacedError,
+    OrderQueryError,
     OrderRuleError,
 )
 from orders.events import (
@@ -39,7 +41,9 @@ __all__ = [
     "OrderLines",
     "OrderLinesChanged",
     "OrderNotFoundError",
+    "OrderNotYetPlacedError",
     "OrderPlaced",
+    "OrderQueryError",
     "OrderRuleError",
     "OrderService",
     "OrderShipped",

@@ -13,11 +13,18 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import Annotated
 from uuid import UUID, uuid4
 
+import typer
+from eventsourcing.utils import get_topic
+from rich.progress import Progress
+from rich.table import Table
+
+from adapters.cli.output import console, stderr_console
 from adapters.consumers.dispatcher import PAYMENT_DETAIL_TYPES, Dispatcher
 from adapters.consumers.saga import PaymentSaga
-from orders import OrderError, OrderLine, OrderService
+from orders import OrderError, OrderLine, OrderPlaced, OrderService, OrderStatus
 from schemas import to_json
 from schemas.payments import payment_succeeded
 
@@ -132,3 +139,75 @@ def run_demo(
         on_order_done()
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def stored_order_ids(service: OrderService) -> list[UUID]:
+    """Every order the store holds (every run's), from the log's ``OrderPlaced`` notifications."""
+    topic = get_topic(OrderPlaced)
+    found: list[UUID] = []
+    position = 0
+    while page := service.recorder.select_notifications(
+        position + 1, 1000, topics=[topic], inclusive_of_start=True
+    ):
+        found += [notification.originator_id for notification in page]
+        position = page[-1].id
+    return found
+
+
+demo_app = typer.Typer()
+
+
+@demo_app.command()
+def demo(
+    context: typer.Context,
+    order_count: Annotated[
+        int, typer.Option("--orders", min=1, help="How many orders to place")
+    ] = 300,
+    seed: Annotated[int, typer.Option(help="Seed of the random journeys")] = 7,
+) -> None:
+    """Place and advance a few hundred orders, audit one, show the views and the downstream
+    views, and end by rebuilding a view and verifying it equals the live one."""
+    from adapters.cli.commands import history_text, order_text  # noqa: PLC0415
+    from adapters.cli.downstream import demo_downstream  # noqa: PLC0415
+    from adapters.cli.projections import backends, demo_rebuild, demo_views  # noqa: PLC0415
+    from adapters.dynamodb.indexer import indexing  # noqa: PLC0415
+
+    service, views = (chosen := backends(context)).service, chosen.store
+    with (
+        Progress(console=stderr_console(), transient=True) as progress,
+        indexing(service.factory),
+    ):
+        task = progress.add_task("placing and advancing orders", total=order_count)
+        summary = run_demo(service, order_count, seed, lambda: progress.advance(task))
+
+    # Every stored order, as the views count them: a second run shows both runs on both sides.
+    statuses = {
+        order_id: service.get_order(order_id).status for order_id in stored_order_ids(service)
+    }
+    figures = {
+        "orders placed": len(summary.placed),
+        "orders stored (every run)": len(statuses),
+        "commands sent": summary.commands,
+        "commands refused (nothing recorded)": sum(summary.rejected.values()),
+        "events in the notification log": service.recorder.max_notification_id() or 0,
+        "commands per second": round(summary.commands / summary.seconds),
+    }
+    for status in OrderStatus:
+        figures[f"orders {status} (every run)"] = sum(1 for s in statuses.values() if s == status)
+    table = Table(title="demo summary")
+    table.add_column("figure")
+    table.add_column("value", justify="right")
+    for figure, value in figures.items():
+        table.add_row(figure, f"{value:,}")
+    out = console()
+    out.print(table)
+    for rule, message in sorted(summary.rejection_examples.items()):
+        out.print(f"refused ({summary.rejected[rule]}x): {message}", markup=False)
+
+    audited = max(summary.placed, key=lambda order_id: service.get_order(order_id).version)
+    out.print(history_text(audited, service.audit(audited)), markup=False)
+    out.print(f"\nstate at version 1\n{order_text(service.get_order(audited, version=1))}")
+    out.print(f"\nstate now\n{order_text(service.get_order(audited))}\n", markup=False)
+    demo_views(service, views, statuses)
+    demo_downstream(service, views, service.get_order(audited).customer_id)
+    demo_rebuild(service, views)

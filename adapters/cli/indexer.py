@@ -72,30 +72,27 @@ def run(
 
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
-        with _operational_errors():
-            indexer = _indexer(context, poll_interval=poll_interval)
-            indexer.load()
-            console.print(f"indexer: following the stream from id {indexer.last_id}")
-            last_report = time.monotonic()
+        indexer = _indexer(context, poll_interval=poll_interval)
+        indexer.load()
+        console.print(f"indexer: following the stream from id {indexer.last_id}")
+        last_report = time.monotonic()
 
-            def progress(indexed: int) -> None:
-                nonlocal last_report
-                if indexer.newest_indexed_at is not None:
-                    lag = max(0.0, time.time() - indexer.newest_indexed_at)
-                    metrics.gauge(INDEXER_LAG, lag * 1000)
-                if time.monotonic() - last_report >= 10:
-                    last_report = time.monotonic()
-                    metrics.flush()
-                    console.print(
-                        f"indexer: {indexer.events_indexed} events indexed, last id "
-                        f"{indexer.last_id}"
-                    )
+        def progress(indexed: int) -> None:
+            nonlocal last_report
+            if indexer.newest_indexed_at is not None:
+                lag = max(0.0, time.time() - indexer.newest_indexed_at)
+                metrics.gauge(INDEXER_LAG, lag * 1000)
+            if time.monotonic() - last_report >= 10:
+                last_report = time.monotonic()
+                metrics.flush()
+                console.print(
+                    f"indexer: {indexer.events_indexed} events indexed, last id {indexer.last_id}"
+                )
 
-            indexer.run(stopping, on_write=progress)
-            console.print(
-                f"indexer: stopped; {indexer.events_indexed} events indexed, last id "
-                f"{indexer.last_id}"
-            )
+        indexer.run(stopping, on_write=progress)
+        console.print(
+            f"indexer: stopped; {indexer.events_indexed} events indexed, last id {indexer.last_id}"
+        )
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
@@ -104,8 +101,7 @@ def run(
 @indexer_app.command()
 def status(context: typer.Context) -> None:
     """Show how far the log is and how far behind the stream it is."""
-    with _operational_errors():
-        state = _indexer(context).status()
+    state = _indexer(context).status()
     written = (
         f"{time.time() - state.written_at:.1f} s ago" if state.written_at is not None else "never"
     )
@@ -122,9 +118,8 @@ def status(context: typer.Context) -> None:
 @indexer_app.command("verify")
 def verify_command(context: typer.Context) -> None:
     """Compare the log with the stream items; exit status 1 if they differ."""
-    with _operational_errors():
-        indexer = _indexer(context)
-        report = verify(indexer.datastore, indexer.events_namespace)
+    indexer = _indexer(context)
+    report = verify(indexer.datastore, indexer.events_namespace)
     console.print(
         f"log: {report.log_events} events, last id {report.last_id}; "
         f"stream items: {report.stored_events} events"
@@ -149,7 +144,6 @@ def verify_command(context: typer.Context) -> None:
 @indexer_app.command("rebuild")
 def rebuild_command(context: typer.Context) -> None:
     """Index every stream item the log is missing (after an outage past the stream's 24 h)."""
-    with _operational_errors():
-        indexer = _indexer(context)
-        appended = rebuild(indexer)
+    indexer = _indexer(context)
+    appended = rebuild(indexer)
     console.print(f"rebuild: {appended} events appended, last id {indexer.last_id}")

@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import signal
-import sys
 import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Annotated, Any
 from uuid import UUID
 
 import typer
-from eventsourcing.persistence import PersistenceError
-from rich.console import Console
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -33,13 +31,23 @@ from adapters.bootstrap.projections import (
     runners,
     sqlite_view_store,
 )
+from adapters.cli.errors import CommandError
+from adapters.cli.output import (
+    console,
+    emit,
+    emit_json,
+    key_values,
+    note,
+    printable,
+    stderr_console,
+    wants_json,
+)
 from adapters.observability.telemetry import metrics_from_env
-from orders import OrderError, OrderEvent, OrderService
-from projections.ports import ViewStore, ViewStoreError
+from orders import OrderEvent, OrderService
+from projections.ports import ViewStore
 from projections.rebuild import Rebuild, RebuildResult, reproject_order
 from projections.runtime import (
-    NotCaughtUpError,
-    RunnerStoppedError,
+    Projection,
     live_generation,
     next_pointer,
     view_name,
@@ -47,13 +55,6 @@ from projections.runtime import (
 from projections.views import PROJECTIONS, OrderViews, projection_named
 
 projections_app = typer.Typer(no_args_is_help=True, help="Read models: run, status, rebuild, query")
-console = Console(width=None if sys.stdout.isatty() else 160)
-
-
-def fail(message: str) -> typer.Exit:
-    """Print ``message`` as one line on stderr; the exit (status 1) to raise."""
-    print(f"error: {message}", file=sys.stderr)
-    return typer.Exit(1)
 
 
 @dataclass
@@ -64,32 +65,43 @@ class Backends:
     store: ViewStore
 
 
-def backends(context: typer.Context) -> Backends:
-    """What the global options of ``orders`` chose (``adapters.cli.main`` imports this module)."""
+def backends(context: typer.Context, *, reading: bool = False) -> Backends:
+    """What the global options of ``orders`` chose (``adapters.cli.main`` imports this module).
+
+    ``reading``: a command that only reads; on the local backend with nothing stored, it fails
+    naming the data directory instead of creating files.
+    """
     from adapters.cli.main import Backend, settings_of  # noqa: PLC0415
 
     settings = settings_of(context)
-    service = settings.service()
+    service = settings.existing_service() if reading else settings.service()
     if settings.backend is Backend.DYNAMODB:
         return Backends(service, dynamodb_view_store(service, settings.table))
     return Backends(service, sqlite_view_store(settings.data_dir))
 
 
-@contextlib.contextmanager
-def operational_errors() -> Iterator[None]:
-    """An operational error becomes one line on stderr and exit status 1."""
+def _projection(name: str) -> Projection:
     try:
-        yield
-    except (
-        ViewStoreError,
-        NotCaughtUpError,
-        RunnerStoppedError,
-        PersistenceError,
-        OrderError,
-        ValueError,
-        OSError,
-    ) as error:
-        raise fail(str(error)) from None
+        return projection_named(name)
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint="NAME") from None
+
+
+def jsonable_row(row: Any) -> dict[str, Any] | None:
+    """A view row as JSON (its version and data, decimals as their digits)."""
+    if row is None:
+        return None
+    return {"version": row.version, "data": {k: plain(v) for k, v in dict(row.data).items()}}
+
+
+def plain(value: Any) -> Any:
+    if isinstance(value, Decimal | UUID):
+        return str(value)
+    if isinstance(value, list):
+        return [plain(item) for item in value]
+    if isinstance(value, dict):
+        return {key: plain(item) for key, item in value.items()}
+    return value
 
 
 @contextlib.contextmanager
@@ -125,43 +137,55 @@ def run(
     once: Annotated[bool, typer.Option(help="Process what is new, then exit")] = False,
 ) -> None:
     """Follow the log and keep the views up to date, until SIGTERM or Ctrl-C."""
-    with operational_errors():
-        chosen = backends(context)
-        workers = runners(
-            chosen.service, chosen.store, names or (), batch_size=batch_size, max_rate=max_rate
-        )
-        with stop_on_signals() as stop:
-            if once:
-                for worker in workers:
-                    worker.catch_up(stop=stop)
-            else:
-                console.print(
-                    f"following the log for {', '.join(w.projection.name for w in workers)}"
-                )
-                run_worker(workers, stop, poll_interval, metrics=metrics_from_env())
-        for worker in workers:
-            console.print(f"{worker.projection.name}: {worker.applied} notifications processed")
+    chosen = backends(context)
+    workers = runners(
+        chosen.service, chosen.store, names or (), batch_size=batch_size, max_rate=max_rate
+    )
+    with stop_on_signals() as stop:
+        if once:
+            for worker in workers:
+                worker.catch_up(stop=stop)
+        else:
+            note(f"following the log for {', '.join(w.projection.name for w in workers)}")
+            run_worker(workers, stop, poll_interval, metrics=metrics_from_env())
+    if wants_json(context):
+        emit(context, {"processed": {w.projection.name: w.applied for w in workers}})
+        return
+    for worker in workers:
+        typer.echo(f"{worker.projection.name}: {worker.applied} notifications processed")
 
 
 @projections_app.command()
 def status(context: typer.Context) -> None:
     """Each projection's live generation, position, lag behind the log head, and rebuild."""
-    with operational_errors():
-        chosen = backends(context)
-        head = chosen.service.recorder.max_notification_id() or 0
-        table = Table(title=f"projections (log head: notification {head})")
-        for column in ("projection", "generation", "position", "lag", "rebuild"):
-            table.add_column(column, justify="left" if column == "projection" else "right")
-        for name in PROJECTIONS:
-            generation = live_generation(chosen.store, name)
-            position = chosen.store.position(view_name(name, generation)) or 0
-            planned = chosen.store.position(next_pointer(name)) or generation
-            rebuild = "-"
-            if planned > generation:
-                built = chosen.store.position(view_name(name, planned)) or 0
-                rebuild = f"generation {planned} at {built}"
-            table.add_row(name, str(generation), str(position), str(head - position), rebuild)
-        console.print(table)
+    chosen = backends(context, reading=True)
+    head = chosen.service.recorder.max_notification_id() or 0
+    documents = []
+    table = Table(title=f"projections (log head: notification {head})")
+    for column in ("projection", "generation", "position", "lag", "rebuild"):
+        table.add_column(column, justify="left" if column == "projection" else "right")
+    for name in PROJECTIONS:
+        generation = live_generation(chosen.store, name)
+        position = chosen.store.position(view_name(name, generation)) or 0
+        planned = chosen.store.position(next_pointer(name)) or generation
+        rebuild = "-"
+        if planned > generation:
+            built = chosen.store.position(view_name(name, planned)) or 0
+            rebuild = f"generation {planned} at {built}"
+        documents.append(
+            {
+                "projection": name,
+                "generation": generation,
+                "position": position,
+                "lag": head - position,
+                "rebuild": None if rebuild == "-" else {"generation": planned, "at": built},
+            }
+        )
+        table.add_row(name, str(generation), str(position), str(head - position), rebuild)
+    if wants_json(context):
+        emit(context, {"log_head": head, "projections": documents})
+    else:
+        console().print(table)
 
 
 class RateColumn(ProgressColumn):
@@ -194,61 +218,66 @@ def rebuild(
 
     Resumes an interrupted rebuild where it stopped. SIGTERM or Ctrl-C stops it cleanly.
     """
-    with operational_errors():
-        projection = projection_named(name)
-        chosen = backends(context)
-        if order is not None:
-            events = [e for e in chosen.service.events.get(order) if isinstance(e, OrderEvent)]
-            if not events:
-                raise fail(f"no order {order}")
-            changed = reproject_order(projection, chosen.store, events, order)
-            console.print(f"{name}: order {order} re-projected ({changed} rows written)")
-            return
-        with (
-            Progress(
-                TextColumn("{task.description}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                RateColumn(),
-                TimeElapsedColumn(),
-                TextColumn("ETA"),
-                TimeRemainingColumn(),
-                console=console,
-            ) as progress,
-            stop_on_signals() as stop,
-        ):
-            task = progress.add_task(f"rebuilding {name}", total=None)
+    projection = _projection(name)
+    chosen = backends(context)
+    if order is not None:
+        events = [e for e in chosen.service.events.get(order) if isinstance(e, OrderEvent)]
+        if not events:
+            raise CommandError(f"no order {order}")
+        changed = reproject_order(projection, chosen.store, events, order)
+        if wants_json(context):
+            emit(context, {"projection": name, "order_id": str(order), "rows_written": changed})
+        else:
+            typer.echo(f"{name}: order {order} re-projected ({changed} rows written)")
+        return
+    with (
+        Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            RateColumn(),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            console=stderr_console(),
+        ) as progress,
+        stop_on_signals() as stop,
+    ):
+        task = progress.add_task(f"rebuilding {name}", total=None)
 
-            def started(position: int, head: int) -> None:
-                progress.update(task, total=max(head - position, 1), completed=0)
-                if position:
-                    progress.console.print(f"resuming from notification {position}")
+        def started(position: int, head: int) -> None:
+            progress.update(task, total=max(head - position, 1), completed=0)
+            if position:
+                progress.console.print(f"resuming from notification {position}")
 
-            job = Rebuild(
-                projection,
-                chosen.store,
-                chosen.service.recorder,
-                chosen.service.mapper.to_domain_event,
-                batch_size=batch_size,
-                max_rate=max_rate,
-                grace_seconds=grace,
-                on_start=started,
-                on_progress=lambda count: progress.advance(task, count),
-            )
-            result = job.run(verify=verify, stop=stop)
-        report(result)
-        if result.notes:
-            raise typer.Exit(130)
+        job = Rebuild(
+            projection,
+            chosen.store,
+            chosen.service.recorder,
+            chosen.service.mapper.to_domain_event,
+            batch_size=batch_size,
+            max_rate=max_rate,
+            grace_seconds=grace,
+            on_start=started,
+            on_progress=lambda count: progress.advance(task, count),
+        )
+        result = job.run(verify=verify, stop=stop)
+    report(result, as_json=wants_json(context))
+    if result.notes:
+        raise typer.Exit(130)
 
 
-def report(result: RebuildResult) -> None:
-    """Print what a rebuild did."""
+def report(result: RebuildResult, *, as_json: bool = False) -> None:
+    """Print what a rebuild did (as one JSON document if ``as_json``)."""
     rate = result.replayed / result.replay_seconds if result.replay_seconds else 0
-    for note in result.notes:
-        console.print(f"{result.projection}: {note}")
+    if as_json:
+        emit_json(rebuild_document(result))
+        return
+    for line in result.notes:
+        note(f"{result.projection}: {line}")
     if result.notes:
         return
-    console.print(
+    typer.echo(
         f"{result.projection}: generation {result.new_generation} built from "
         f"{'the start' if not result.resumed_from else f'notification {result.resumed_from}'}"
         f" ({result.replayed:,} notifications, {rate:,.0f}/s), readers switched from generation "
@@ -259,7 +288,7 @@ def report(result: RebuildResult) -> None:
         return
     live, rebuilt = result.positions
     if not result.differences:
-        console.print(
+        typer.echo(
             f"verify: the rebuilt view equals the live one (both at notification {rebuilt})"
             if live == rebuilt
             else f"verify: equal, the live view at {live}, the rebuilt at {rebuilt}"
@@ -271,49 +300,82 @@ def report(result: RebuildResult) -> None:
         table.add_column(column)
     for difference in result.differences[:50]:
         table.add_row(
-            difference.partition,
-            difference.key,
-            describe(difference.live),
-            describe(difference.rebuilt),
+            Text(printable(difference.partition)),
+            Text(printable(difference.key)),
+            Text(describe(difference.live)),
+            Text(describe(difference.rebuilt)),
         )
-    console.print(table)
+    console().print(table)
+
+
+def rebuild_document(result: RebuildResult) -> dict[str, Any]:
+    """What a rebuild did, as JSON."""
+    return {
+        "projection": result.projection,
+        "old_generation": result.old_generation,
+        "new_generation": result.new_generation,
+        "resumed_from": result.resumed_from,
+        "replayed": result.replayed,
+        "seconds": result.seconds,
+        "dropped_rows": result.dropped_rows,
+        "notes": result.notes,
+        "positions": {"live": result.positions[0], "rebuilt": result.positions[1]},
+        "differences": None
+        if result.differences is None
+        else [
+            {
+                "partition": d.partition,
+                "key": d.key,
+                "live": jsonable_row(d.live),
+                "rebuilt": jsonable_row(d.rebuilt),
+            }
+            for d in result.differences
+        ],
+    }
 
 
 def describe(row: Any) -> str:
-    return "-" if row is None else f"v{row.version} {dict(row.data)}"
+    return "-" if row is None else printable(f"v{row.version} {jsonable_row(row)['data']}")  # type: ignore[index]
+
+
+def _lines_text(value: list[dict[str, Any]]) -> str:
+    return ", ".join(f"{x['quantity']} x {x['sku']} @ {x['unit_price']}" for x in value)
 
 
 @projections_app.command("order")
 def order_command(context: typer.Context, order_id: UUID) -> None:
     """The order summary view of one order."""
-    with operational_errors():
-        summary = OrderViews(backends(context).store).order(order_id)
-        if summary is None:
-            raise fail(f"the order summary view has no order {order_id}")
-        table = Table(title=f"order summary {order_id}", show_header=False)
-        for field, value in summary.items():
-            shown = (
-                ", ".join(f"{x['quantity']} x {x['sku']} @ {x['unit_price']}" for x in value)
-                if field == "lines"
-                else str(value)
-            )
-            table.add_row(field, shown)
-        console.print(table)
+    summary = OrderViews(backends(context, reading=True).store).order(order_id)
+    if summary is None:
+        raise CommandError(f"the order summary view has no order {order_id}")
+    if wants_json(context):
+        emit(context, plain(summary))
+        return
+    rows = [
+        (field, _lines_text(value) if field == "lines" else value)
+        for field, value in summary.items()
+    ]
+    typer.echo(f"order summary {order_id}")
+    typer.echo("\n".join(key_values(rows, indent="  ")))
 
 
 @projections_app.command()
 def totals(context: typer.Context) -> None:
     """Orders and their totals per status and currency."""
-    with operational_errors():
-        generation, rows = OrderViews(backends(context).store).totals()
-        table = Table(title=f"orders by status (generation {generation})")
-        for column in ("status", "currency", "orders", "total"):
-            table.add_column(
-                column, justify="left" if column in ("status", "currency") else "right"
-            )
-        for row in rows:
-            table.add_row(row.status, row.currency, str(row.orders), str(row.total))
-        console.print(table)
+    generation, rows = OrderViews(backends(context, reading=True).store).totals()
+    if wants_json(context):
+        documents = [
+            {"status": r.status, "currency": r.currency, "orders": r.orders, "total": str(r.total)}
+            for r in rows
+        ]
+        emit(context, {"generation": generation, "totals": documents})
+        return
+    table = Table(title=f"orders by status (generation {generation})")
+    for column in ("status", "currency", "orders", "total"):
+        table.add_column(column, justify="left" if column in ("status", "currency") else "right")
+    for row in rows:
+        table.add_row(row.status, row.currency, str(row.orders), str(row.total))
+    console().print(table)
 
 
 @projections_app.command()
@@ -324,27 +386,42 @@ def customer(
     after: Annotated[str | None, typer.Option(help="The page token a page printed")] = None,
 ) -> None:
     """A customer's orders, newest first, a page at a time."""
-    with operational_errors():
-        page = OrderViews(backends(context).store).customer_orders(customer_id, limit, after)
-        table = Table(title=f"orders of {customer_id}")
-        for column in ("order", "placed at", "status", "total", "version"):
-            table.add_column(column)
-        for entry in page.orders:
-            table.add_row(
-                str(entry.order_id),
-                entry.placed_at,
-                entry.status,
-                f"{entry.total} {entry.currency}",
-                str(entry.version),
-            )
-        console.print(table)
-        if page.next:
-            console.print(f"next page: --after {page.next}")
+    views = OrderViews(backends(context, reading=True).store)
+    page = views.customer_orders(customer_id, limit, after)
+    if wants_json(context):
+        orders = [
+            {
+                "order_id": str(e.order_id),
+                "placed_at": e.placed_at,
+                "changed_at": e.changed_at,
+                "status": e.status,
+                "total": str(e.total),
+                "currency": e.currency,
+                "version": e.version,
+            }
+            for e in page.orders
+        ]
+        emit(context, {"customer_id": customer_id, "orders": orders, "next": page.next})
+        return
+    table = Table(title=Text(f"orders of {printable(customer_id)}"))
+    for column in ("order", "placed at", "status", "total", "version"):
+        table.add_column(column)
+    for entry in page.orders:
+        table.add_row(
+            str(entry.order_id),
+            entry.placed_at,
+            entry.status,
+            f"{entry.total} {entry.currency}",
+            str(entry.version),
+        )
+    console().print(table)
+    if page.next:
+        note(f"next page: --after {page.next}")
 
 
 def demo_views(service: OrderService, store: ViewStore, statuses: Mapping[UUID, str]) -> None:
     """The demo's read side: bring the views up to date in-process, show them beside the
-    aggregates."""
+    aggregates. ``statuses`` is every stored order's status (every run's, as the view)."""
     for worker in runners(service, store):
         worker.catch_up()
     generation, rows = OrderViews(store).totals()
@@ -354,7 +431,7 @@ def demo_views(service: OrderService, store: ViewStore, statuses: Mapping[UUID, 
     for row in rows:
         counted = sum(1 for status in statuses.values() if status == row.status)
         table.add_row(row.status, str(row.orders), str(counted), f"{row.total} {row.currency}")
-    console.print(table)
+    console().print(table)
 
 
 def demo_rebuild(service: OrderService, store: ViewStore) -> None:
