@@ -129,9 +129,9 @@ def test_missing_table_is_named_and_not_created(
 )
 def test_malformed_input_is_a_usage_error(data_dir: Path, arguments: tuple[str, ...]) -> None:
     result = orders(data_dir, *arguments)
-    line = assert_one_line_error(result, f"orders {arguments[0]}: error: Invalid value")
+    line = assert_one_line_error(result, "orders: error: Invalid value")
     assert result.exit_code == 2
-    assert "(see --help)" in line
+    assert f"(see orders {arguments[0]} --help)" in line
     assert not data_dir.exists()
 
 
@@ -159,8 +159,8 @@ def test_a_refused_placement_writes_nothing(
     result = orders(
         data_dir, "place", "--line", "A:1:1", *(x for kv in arguments.items() for x in kv)
     )
-    assert_one_line_error(result, rule)
-    assert result.exit_code == 1
+    assert_one_line_error(result, "orders: error: Invalid value", rule)
+    assert result.exit_code == 2
     assert not data_dir.exists()
 
 
@@ -179,7 +179,7 @@ def test_an_unexpected_error_is_one_line_naming_its_type(
     def broken(*_: object, **__: object) -> None:
         raise KeyError("surprise")
 
-    monkeypatch.setattr("adapters.cli.main.OrderService.get_order", broken)
+    monkeypatch.setattr("orders.service.OrderService.get_order", broken)
     orders(data_dir, "place", "--order-id", ORDER, "--customer", "c", "--line", "A:2:5")
     assert_one_line_error(orders(data_dir, "show", ORDER), "unexpected KeyError", "surprise")
 
@@ -205,7 +205,9 @@ def all_commands(
     """Every command and group under ``command`` (itself included), with its path."""
     yield path, command
     if isinstance(command, typer.core.TyperGroup):
-        for name, sub in command.commands.items():
+        context = typer.Context(command)
+        for name in command.list_commands(context):
+            sub = command.get_command(context, name)
             yield from all_commands(sub, (*path, name))  # type: ignore[arg-type]
 
 

@@ -35,25 +35,27 @@ def aware_time(value: str) -> datetime:
         parsed = datetime.fromisoformat(value)
     except ValueError:
         msg = f"{value!r} is not an ISO 8601 time such as 2026-11-27T09:00:00+00:00"
-        raise typer.BadParameter(msg) from None
+        raise typer.BadParameter(msg, param_hint="--as-of") from None
     if parsed.utcoffset() is None:
         hint = parsed.isoformat() if "T" in value or " " in value else f"{value}T00:00:00"
         msg = f"{value!r} has no UTC offset; add one, as in {hint}+00:00"
-        raise typer.BadParameter(msg)
+        raise typer.BadParameter(msg, param_hint="--as-of")
     return parsed
 
 
-def decimal_amount(value: str, *, name: str = "amount") -> Decimal:
-    """A decimal amount, as ``25.00``, checked by the domain's money rules."""
+def decimal_amount(value: str, *, name: str = "amount", option: str = "--amount") -> Decimal:
+    """A decimal amount, as ``25.00``, checked by the domain's money rules (a usage error,
+    naming ``option``, if it breaks one)."""
     from orders import OrderRuleError  # noqa: PLC0415
     from orders.values import money  # noqa: PLC0415
 
     try:
         return money(Decimal(value), name=name)
     except InvalidOperation:
-        raise typer.BadParameter(f"{value!r} is not a decimal {name}, as 25.00") from None
+        msg = f"{value!r} is not a decimal {name}, as 25.00"
+        raise typer.BadParameter(msg, param_hint=option) from None
     except OrderRuleError as error:
-        raise typer.BadParameter(f"{value!r}: {error}") from None
+        raise typer.BadParameter(f"{value!r}: {error}", param_hint=option) from None
 
 
 def order_lines(values: list[str]) -> list[OrderLine]:
@@ -64,13 +66,12 @@ def order_lines(values: list[str]) -> list[OrderLine]:
     for value in values:
         sku, _, rest = value.partition(":")
         quantity, _, unit_price = rest.partition(":")
+        price = decimal_amount(unit_price, name="unit_price", option="--line")
         try:
-            lines.append(
-                OrderLine(sku, int(quantity), decimal_amount(unit_price, name="unit_price"))
-            )
+            lines.append(OrderLine(sku, int(quantity), price))
         except OrderRuleError as error:
             raise typer.BadParameter(f"{value!r}: {error}", param_hint="--line") from None
-        except (ValueError, typer.BadParameter):
+        except ValueError:
             msg = f"{value!r} is not SKU:QUANTITY:UNIT_PRICE, as BOOK-001:2:12.50"
             raise typer.BadParameter(msg, param_hint="--line") from None
     return lines
@@ -214,12 +215,15 @@ def place(
     causation_id: CausationId = None,
 ) -> None:
     """Place an order; prints its id and version."""
-    from orders import Order  # noqa: PLC0415
+    from orders import Order, OrderRuleError  # noqa: PLC0415
 
     lines = order_lines(line)
     # Check every rule of placing in memory first: a refused order opens no store (and so
-    # creates no file on a fresh local backend).
-    Order.place(customer, lines, currency, order_id=order_id)
+    # creates no file on a fresh local backend); what it refuses is a bad value, exit 2.
+    try:
+        Order.place(customer, lines, currency, order_id=order_id)
+    except OrderRuleError as error:
+        raise typer.BadParameter(str(error)) from None
     placed = (
         _settings(context)
         .service()

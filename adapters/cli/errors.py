@@ -74,8 +74,9 @@ def hoist_global_options(args: Sequence[str]) -> list[str]:
             hoisted.append(argument)
         elif name in GLOBAL_OPTIONS:
             hoisted.append(argument)
-            if "=" not in argument:
-                hoisted.extend(next(arguments, []))  # a missing value: click says so
+            value = None if "=" in argument else next(arguments, None)
+            if value is not None:  # a missing value: click says so
+                hoisted.append(value)
         else:
             rest.append(argument)
     return hoisted + rest

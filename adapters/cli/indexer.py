@@ -10,15 +10,13 @@ from __future__ import annotations
 import signal
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from types import FrameType
 from typing import Annotated, Any
 
 import typer
-from eventsourcing.persistence import PersistenceError
-from rich.console import Console
 
+from adapters.cli.errors import CommandError
+from adapters.cli.output import emit, note, wants_json
 from adapters.dynamodb import DynamoDBFactory
 from adapters.dynamodb.indexer import Indexer, indexer_of, rebuild, verify
 from adapters.observability.telemetry import INDEXER_LAG
@@ -27,18 +25,6 @@ indexer_app = typer.Typer(
     no_args_is_help=True,
     help="The indexed write mode's indexer: builds the notification log from the table's stream.",
 )
-console = Console()
-errors = Console(stderr=True)
-
-
-@contextmanager
-def _operational_errors() -> Iterator[None]:
-    """Operational errors as one line on stderr and exit status 1."""
-    try:
-        yield
-    except (PersistenceError, OSError, ValueError, TimeoutError) as error:
-        errors.print(f"indexer: {error}", markup=False, highlight=False)
-        raise typer.Exit(1) from None
 
 
 def _indexer(context: typer.Context, **options: float) -> Indexer:
@@ -47,7 +33,7 @@ def _indexer(context: typer.Context, **options: float) -> Indexer:
     settings = settings_of(context)
     if settings.backend is not Backend.DYNAMODB:
         msg = "the indexer works on the DynamoDB backend: use --backend dynamodb"
-        raise ValueError(msg)
+        raise CommandError(msg)
     factory = settings.service().factory
     assert isinstance(factory, DynamoDBFactory)
     return indexer_of(factory, **options)
@@ -74,7 +60,7 @@ def run(
     try:
         indexer = _indexer(context, poll_interval=poll_interval)
         indexer.load()
-        console.print(f"indexer: following the stream from id {indexer.last_id}")
+        note(f"indexer: following the stream from id {indexer.last_id}")
         last_report = time.monotonic()
 
         def progress(indexed: int) -> None:
@@ -85,12 +71,10 @@ def run(
             if time.monotonic() - last_report >= 10:
                 last_report = time.monotonic()
                 metrics.flush()
-                console.print(
-                    f"indexer: {indexer.events_indexed} events indexed, last id {indexer.last_id}"
-                )
+                note(f"indexer: {indexer.events_indexed} events indexed, last id {indexer.last_id}")
 
         indexer.run(stopping, on_write=progress)
-        console.print(
+        note(
             f"indexer: stopped; {indexer.events_indexed} events indexed, last id {indexer.last_id}"
         )
     finally:
@@ -110,9 +94,21 @@ def status(context: typer.Context) -> None:
         if state.oldest_pending_age is not None
         else ""
     )
-    console.print(f"last id: {state.last_id} (last indexer write {written})")
-    console.print(f"events in the stream not indexed yet: {state.pending_events}{age}")
-    console.print(f"checkpoint: {len(state.checkpoint)} shard(s)")
+    if wants_json(context):
+        emit(
+            context,
+            {
+                "last_id": state.last_id,
+                "written_at": state.written_at,
+                "pending_events": state.pending_events,
+                "oldest_pending_age": state.oldest_pending_age,
+                "shards": len(state.checkpoint),
+            },
+        )
+        return
+    typer.echo(f"last id: {state.last_id} (last indexer write {written})")
+    typer.echo(f"events in the stream not indexed yet: {state.pending_events}{age}")
+    typer.echo(f"checkpoint: {len(state.checkpoint)} shard(s)")
 
 
 @indexer_app.command("verify")
@@ -120,7 +116,7 @@ def verify_command(context: typer.Context) -> None:
     """Compare the log with the stream items; exit status 1 if they differ."""
     indexer = _indexer(context)
     report = verify(indexer.datastore, indexer.events_namespace)
-    console.print(
+    typer.echo(
         f"log: {report.log_events} events, last id {report.last_id}; "
         f"stream items: {report.stored_events} events"
     )
@@ -135,10 +131,10 @@ def verify_command(context: typer.Context) -> None:
     for label, found in problems.items():
         if found:
             shown = ", ".join(map(str, found[:5])) + (" ..." if len(found) > 5 else "")
-            console.print(f"{label}: {len(found)}: {shown}", markup=False)
+            typer.echo(f"{label}: {len(found)}: {shown}")
     if not report.ok:
         raise typer.Exit(1)
-    console.print("the log holds every stored event once, in order")
+    typer.echo("the log holds every stored event once, in order")
 
 
 @indexer_app.command("rebuild")
@@ -146,4 +142,7 @@ def rebuild_command(context: typer.Context) -> None:
     """Index every stream item the log is missing (after an outage past the stream's 24 h)."""
     indexer = _indexer(context)
     appended = rebuild(indexer)
-    console.print(f"rebuild: {appended} events appended, last id {indexer.last_id}")
+    if wants_json(context):
+        emit(context, {"appended": appended, "last_id": indexer.last_id})
+    else:
+        typer.echo(f"rebuild: {appended} events appended, last id {indexer.last_id}")

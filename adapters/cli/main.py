@@ -66,6 +66,7 @@ class OrdersGroup(OneLineErrors):
         sub_app = getattr(importlib.import_module(module), attribute)
         command: Command = typer.main.get_command(sub_app)
         command.name = cmd_name
+        _plain_help(command)
         return command
 
     def format_commands(self, ctx: Context, formatter: HelpFormatter) -> None:
@@ -79,6 +80,14 @@ class OrdersGroup(OneLineErrors):
     def _short_help(self, ctx: Context, name: str) -> str:
         command = super().get_command(ctx, name)
         return command.get_short_help_str(limit=80) if command else ""
+
+
+def _plain_help(command: Command) -> None:
+    """Plain-text help for ``command`` and everything under it, as the root's (a sub-app
+    added with ``add_typer`` would inherit it; one loaded lazily does not)."""
+    command.rich_markup_mode = None  # type: ignore[attr-defined]
+    for sub in getattr(command, "commands", {}).values():
+        _plain_help(sub)
 
 
 # Help is plain text: rich markup would swallow "[default: ...]" and every other bracket.
@@ -146,19 +155,18 @@ class Settings:
         return observe_commands(service, self.metrics, get_logger())
 
     def existing_service(self, order_id: UUID | None = None) -> OrderService:
-        """The service, to read what is stored; on the local backend with nothing stored yet,
-        ``DataDirError`` naming the data directory (or, given ``order_id``,
-        ``OrderNotFoundError``), without creating any file."""
+        """The service, to read what is stored. On the local backend, a data directory that
+        holds no orders (missing, or no events file) is a ``DataDirError`` saying so (and naming
+        ``order_id``, if given, as not found), and no file is created."""
         if self.backend is Backend.LOCAL:
             from adapters.local.backend import EVENTS_FILE_NAME  # noqa: PLC0415
 
+            wanted = f"order {order_id} not found: " if order_id else ""
+            if not self.data_dir.exists():
+                raise DataDirError(f"{wanted}--data-dir {self.data_dir} does not exist")
             self.check_data_dir(create=False)
             if not (self.data_dir / EVENTS_FILE_NAME).exists():
-                if order_id is not None:
-                    from orders import OrderNotFoundError  # noqa: PLC0415
-
-                    raise OrderNotFoundError(order_id)
-                msg = f"{self.data_dir} holds no orders (no {EVENTS_FILE_NAME}); check --data-dir"
+                msg = f"{wanted}--data-dir {self.data_dir} holds no orders (no {EVENTS_FILE_NAME})"
                 raise DataDirError(msg)
         return self.service()
 

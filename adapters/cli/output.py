@@ -115,7 +115,8 @@ def stderr_console() -> Console:
 
 
 def key_values(rows: Iterable[tuple[str, object]], indent: str = "") -> list[str]:
-    """``key  value`` lines, keys padded to one column, values escaped and never cut."""
-    pairs = [(key, printable(value)) for key, value in rows]
+    """``key  value`` lines, keys padded to one column, values never cut (``str`` of each:
+    escape user-supplied text with :func:`printable` first)."""
+    pairs = [(key, str(value)) for key, value in rows]
     width = max((len(key) for key, _ in pairs), default=0)
     return [f"{indent}{key.ljust(width)}  {value}".rstrip() for key, value in pairs]

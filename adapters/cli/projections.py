@@ -339,7 +339,7 @@ def describe(row: Any) -> str:
 
 
 def _lines_text(value: list[dict[str, Any]]) -> str:
-    return ", ".join(f"{x['quantity']} x {x['sku']} @ {x['unit_price']}" for x in value)
+    return ", ".join(f"{x['quantity']} x {printable(x['sku'])} @ {x['unit_price']}" for x in value)
 
 
 @projections_app.command("order")
@@ -352,7 +352,7 @@ def order_command(context: typer.Context, order_id: UUID) -> None:
         emit(context, plain(summary))
         return
     rows = [
-        (field, _lines_text(value) if field == "lines" else value)
+        (field, _lines_text(value) if field == "lines" else printable(value))
         for field, value in summary.items()
     ]
     typer.echo(f"order summary {order_id}")
