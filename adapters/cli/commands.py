@@ -319,14 +319,14 @@ def list_(
 ) -> None:
     """A customer's orders from the read model (customer_orders), newest first, a page at a
     time; as current as the projections (``orders projections run``)."""
-    from adapters.cli.projections import backends  # noqa: PLC0415
+    from adapters.cli.projections import backends, customer_page  # noqa: PLC0415
     from projections.views import OrderViews  # noqa: PLC0415
 
     views = OrderViews(backends(context, reading=True).store)
     found: list[dict[str, Any]] = []
     token = after
     while len(found) < limit:
-        page = views.customer_orders(customer, limit - len(found), token)
+        page = customer_page(views, customer, limit - len(found), token)
         found += [
             {
                 "order_id": str(entry.order_id),

@@ -24,7 +24,14 @@ downstream_app = typer.Typer(
 
 
 def _queries(context: typer.Context) -> DownstreamQueries:
-    return DownstreamQueries(backends(context, reading=True).store)
+    """The downstream views; a local data directory must exist (the consumers may have written
+    views only), and none is created."""
+    from adapters.cli.main import Backend, settings_of  # noqa: PLC0415
+
+    settings = settings_of(context)
+    if settings.backend is Backend.LOCAL:
+        settings.check_data_dir(create=False)
+    return DownstreamQueries(backends(context).store)
 
 
 @downstream_app.command()

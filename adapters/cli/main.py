@@ -44,34 +44,45 @@ LAZY_APPS: dict[str, tuple[str, str, str]] = {
     "relay": ("adapters.cli.relay", "relay_app", "The outbox relay: the log to the bus."),
     "bus": ("adapters.cli.relay", "bus_app", "The event bus, its rules and queues."),
     "log": ("adapters.cli.log", "log_app", "The notification log: follow it."),
+}
+"""Sub-apps by name: (module, Typer attribute, one-line help for ``orders --help``)."""
+
+LAZY_COMMANDS: dict[str, tuple[str, str, str]] = {
     "demo": (
         "adapters.cli.demo",
         "demo_app",
         "Place and advance orders; show the audit, views, a rebuild.",
     ),
 }
-"""Sub-apps by name: (module, Typer attribute, one-line help for ``orders --help``)."""
+"""Root commands loaded when run, as :data:`LAZY_APPS` (each a Typer of one command)."""
+
+
+def _lazy(name: str) -> tuple[str, str, str] | None:
+    return LAZY_APPS.get(name) or LAZY_COMMANDS.get(name)
 
 
 class OrdersGroup(OneLineErrors):
-    """The root group: sub-apps of :data:`LAZY_APPS` are imported only when used."""
+    """The root group: what :data:`LAZY_APPS` and :data:`LAZY_COMMANDS` name is imported only
+    when it runs (or its help is shown)."""
 
     def list_commands(self, ctx: Context) -> list[str]:
-        return sorted([*super().list_commands(ctx), *LAZY_APPS])
+        return sorted([*super().list_commands(ctx), *LAZY_APPS, *LAZY_COMMANDS])
 
     def get_command(self, ctx: Context, cmd_name: str) -> Command | None:
-        if cmd_name not in LAZY_APPS:
+        lazy = _lazy(cmd_name)
+        if lazy is None:
             return super().get_command(ctx, cmd_name)
-        module, attribute, _ = LAZY_APPS[cmd_name]
+        module, attribute, _ = lazy
         sub_app = getattr(importlib.import_module(module), attribute)
-        command: Command = typer.main.get_command(sub_app)
+        build = typer.main.get_group if cmd_name in LAZY_APPS else typer.main.get_command
+        command: Command = build(sub_app)
         command.name = cmd_name
         _plain_help(command)
         return command
 
     def format_commands(self, ctx: Context, formatter: HelpFormatter) -> None:
         rows = [
-            (name, LAZY_APPS[name][2] if name in LAZY_APPS else self._short_help(ctx, name))
+            (name, lazy[2] if (lazy := _lazy(name)) else self._short_help(ctx, name))
             for name in self.list_commands(ctx)
         ]
         with formatter.section("Commands"):
@@ -79,7 +90,7 @@ class OrdersGroup(OneLineErrors):
 
     def _short_help(self, ctx: Context, name: str) -> str:
         command = super().get_command(ctx, name)
-        return command.get_short_help_str(limit=80) if command else ""
+        return command.get_short_help_str(limit=120) if command else ""
 
 
 def _plain_help(command: Command) -> None:

@@ -52,7 +52,7 @@ from projections.runtime import (
     next_pointer,
     view_name,
 )
-from projections.views import PROJECTIONS, OrderViews, projection_named
+from projections.views import PROJECTIONS, CustomerOrdersPage, OrderViews, projection_named
 
 projections_app = typer.Typer(no_args_is_help=True, help="Read models: run, status, rebuild, query")
 
@@ -65,16 +65,18 @@ class Backends:
     store: ViewStore
 
 
-def backends(context: typer.Context, *, reading: bool = False) -> Backends:
+def backends(
+    context: typer.Context, *, reading: bool = False, order_id: UUID | None = None
+) -> Backends:
     """What the global options of ``orders`` chose (``adapters.cli.main`` imports this module).
 
     ``reading``: a command that only reads; on the local backend with nothing stored, it fails
-    naming the data directory instead of creating files.
+    naming the data directory (and ``order_id``, if given) instead of creating files.
     """
     from adapters.cli.main import Backend, settings_of  # noqa: PLC0415
 
     settings = settings_of(context)
-    service = settings.existing_service() if reading else settings.service()
+    service = settings.existing_service(order_id) if reading else settings.service()
     if settings.backend is Backend.DYNAMODB:
         return Backends(service, dynamodb_view_store(service, settings.table))
     return Backends(service, sqlite_view_store(settings.data_dir))
@@ -137,6 +139,8 @@ def run(
     once: Annotated[bool, typer.Option(help="Process what is new, then exit")] = False,
 ) -> None:
     """Follow the log and keep the views up to date, until SIGTERM or Ctrl-C."""
+    for name in names or ():
+        _projection(name)
     chosen = backends(context)
     workers = runners(
         chosen.service, chosen.store, names or (), batch_size=batch_size, max_rate=max_rate
@@ -338,6 +342,16 @@ def describe(row: Any) -> str:
     return "-" if row is None else printable(f"v{row.version} {jsonable_row(row)['data']}")  # type: ignore[index]
 
 
+def customer_page(
+    views: OrderViews, customer_id: str, limit: int, after: str | None
+) -> CustomerOrdersPage:
+    """A page of the customer_orders view; a malformed ``--after`` token is a usage error."""
+    try:
+        return views.customer_orders(customer_id, limit, after)
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint="--after") from None
+
+
 def _lines_text(value: list[dict[str, Any]]) -> str:
     return ", ".join(f"{x['quantity']} x {printable(x['sku'])} @ {x['unit_price']}" for x in value)
 
@@ -345,7 +359,7 @@ def _lines_text(value: list[dict[str, Any]]) -> str:
 @projections_app.command("order")
 def order_command(context: typer.Context, order_id: UUID) -> None:
     """The order summary view of one order."""
-    summary = OrderViews(backends(context, reading=True).store).order(order_id)
+    summary = OrderViews(backends(context, reading=True, order_id=order_id).store).order(order_id)
     if summary is None:
         raise CommandError(f"the order summary view has no order {order_id}")
     if wants_json(context):
@@ -387,7 +401,7 @@ def customer(
 ) -> None:
     """A customer's orders, newest first, a page at a time."""
     views = OrderViews(backends(context, reading=True).store)
-    page = views.customer_orders(customer_id, limit, after)
+    page = customer_page(views, customer_id, limit, after)
     if wants_json(context):
         orders = [
             {
