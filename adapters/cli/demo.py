@@ -149,7 +149,7 @@ def stored_order_ids(service: OrderService) -> list[UUID]:
     while page := service.recorder.select_notifications(
         position + 1, 1000, topics=[topic], inclusive_of_start=True
     ):
-        found += [notification.originator_id for notification in page]
+        found += [UUID(str(notification.originator_id)) for notification in page]
         position = page[-1].id
     return found
 

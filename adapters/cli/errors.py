@@ -95,6 +95,7 @@ def _operational_errors() -> tuple[type[BaseException], ...]:
     from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415
     from eventsourcing.persistence import PersistenceError  # noqa: PLC0415
 
+    from adapters.bootstrap.consumers import ConsumerConfigError  # noqa: PLC0415
     from adapters.sqs.worker import QueueError  # noqa: PLC0415
     from orders.errors import OrderError  # noqa: PLC0415
     from projections.ports import ViewStoreError  # noqa: PLC0415
@@ -109,6 +110,7 @@ def _operational_errors() -> tuple[type[BaseException], ...]:
         OSError,
         TimeoutError,
         QueueError,
+        ConsumerConfigError,
         ViewStoreError,
         NotCaughtUpError,
         RunnerStoppedError,

@@ -9,13 +9,7 @@ of ``adapters.deploy.template.HANDLERS`` imports from it.
 
 from __future__ import annotations
 
-import hashlib
-import shutil
-import subprocess
 import sys
-import tempfile
-import zipfile
-from importlib import metadata
 from pathlib import Path
 from typing import Annotated
 
@@ -32,6 +26,8 @@ LAMBDA_PLATFORM = "manylinux2014_x86_64"
 
 def pinned_requirements(project: str = PROJECT) -> list[str]:
     """``name==version`` of every runtime dependency of ``project``, as installed here."""
+    from importlib import metadata  # noqa: PLC0415
+
     from packaging.requirements import Requirement  # noqa: PLC0415
     from packaging.utils import canonicalize_name  # noqa: PLC0415
 
@@ -67,6 +63,8 @@ def install_dependencies(
     pins: list[str], target: Path, *, python_version: str, platform: str
 ) -> None:
     """``pip install --target`` the pinned wheels for ``platform`` and ``python_version``."""
+    import subprocess  # noqa: PLC0415
+
     requirements = target.parent / f"{target.name}.txt"
     requirements.write_text("\n".join(pins) + "\n")
     command = [
@@ -95,6 +93,8 @@ def install_dependencies(
 
 def write_zip(path: Path, dependencies: Path, root: Path) -> int:
     """Write the zip (dependencies, then the project's packages); the number of files."""
+    import zipfile  # noqa: PLC0415
+
     files = [(file, file.relative_to(dependencies)) for file in sorted(dependencies.rglob("*"))]
     for package_name in PACKAGES:
         files += [
@@ -126,6 +126,10 @@ def package(
     ] = None,
 ) -> None:
     """Build the Lambda zip: this project and its pinned dependencies."""
+    import hashlib  # noqa: PLC0415
+    import shutil  # noqa: PLC0415
+    import tempfile  # noqa: PLC0415
+
     pins = pinned_requirements()
     key = hashlib.sha256("\n".join([python_version, platform, *pins]).encode()).hexdigest()[:16]
     with tempfile.TemporaryDirectory() as scratch:

@@ -9,17 +9,16 @@ AWS endpoints and credentials come from the standard variables (``AWS_ENDPOINT_U
 from __future__ import annotations
 
 import signal
-import sys
 from collections.abc import Mapping
 from enum import StrEnum
 from typing import Annotated, Any
 
 import boto3
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from adapters.bootstrap.relay import relay_for, status_of
+from adapters.cli.output import console, emit, wants_json
 from adapters.cli.projections import backends
 from adapters.eventbridge.bus import EventBridgePublisher, set_up_bus
 from adapters.eventbridge.wiring import BusWiring
@@ -32,7 +31,6 @@ from projections.ports import ViewStore
 
 relay_app = typer.Typer(no_args_is_help=True, help="The outbox relay: the log to the bus.")
 bus_app = typer.Typer(no_args_is_help=True, help="The event bus, its rules and queues.")
-console = Console(width=None if sys.stdout.isatty() else 160)
 
 BusName = Annotated[str, typer.Option("--bus", envvar="ORDERS_EVENT_BUS", help="The event bus")]
 
@@ -53,12 +51,24 @@ def local_handlers(service: OrderService, store: ViewStore) -> Mapping[str, Hand
 
 @bus_app.command("setup")
 def bus_setup(
+    context: typer.Context,
     bus: BusName = "orders",
     prefix: Annotated[str, typer.Option(help="Prefix of rule and queue names")] = "orders",
 ) -> None:
     """Create (or bring up to date) the bus, its rules, queues and dead-letter queues."""
     wiring = BusWiring(bus_name=bus, prefix=prefix)
     resources = set_up_bus(boto3.client("events"), boto3.client("sqs"), wiring)
+    if wants_json(context):
+        routes = {
+            route.name: {
+                "rule": resources.rule_arns[route.name],
+                "queue": resources.queue_urls[route.name],
+                "dead_letter_queue": resources.dead_letter_queue_urls[route.name],
+            }
+            for route in wiring.routes
+        }
+        emit(context, {"bus": resources.bus_arn, "routes": routes})
+        return
     table = Table(title=f"bus {resources.bus_arn}")
     for column in ("route", "rule", "queue", "dead-letter queue"):
         table.add_column(column)
@@ -69,7 +79,7 @@ def bus_setup(
             resources.queue_urls[route.name],
             resources.dead_letter_queue_urls[route.name],
         )
-    console.print(table)
+    console().print(table)
 
 
 @relay_app.command("run")
@@ -119,6 +129,16 @@ def relay_run(  # noqa: PLR0917 - one parameter per option
             f"{counters.published} events in {counters.calls} calls",
             err=True,
         )
+    if wants_json(context):
+        emit(
+            context,
+            {
+                "owner": relay.owner,
+                "position": relay.position(),
+                "published": counters.published,
+                "calls": counters.calls,
+            },
+        )
 
 
 @relay_app.command("status")
@@ -127,12 +147,19 @@ def relay_status(context: typer.Context) -> None:
     from adapters.cli.main import settings_of  # noqa: PLC0415 - adapters.cli.main imports this module
 
     status = status_of(settings_of(context).service())
+    holder = status.holder
+    if wants_json(context):
+        lease = {"owner": holder.owner, "expires_at": holder.expires_at} if holder else None
+        emit(
+            context,
+            {"position": status.position, "head": status.head, "lag": status.lag, "lease": lease},
+        )
+        return
     table = Table(title="relay", show_header=False)
     table.add_row("position", str(status.position))
     table.add_row("log head", str(status.head))
     table.add_row("lag", str(status.lag))
-    holder = status.holder
     table.add_row(
         "lease", f"{holder.owner} until {holder.expires_at:.3f}" if holder else "never held"
     )
-    console.print(table)
+    console().print(table)
