@@ -21,7 +21,7 @@ from eventsourcing.utils import get_topic
 from rich.progress import Progress
 from rich.table import Table
 
-from adapters.cli.output import console, stderr_console
+from adapters.cli.output import console, emit, stderr_console, wants_json
 from adapters.consumers.dispatcher import PAYMENT_DETAIL_TYPES, Dispatcher
 from adapters.consumers.saga import PaymentSaga
 from orders import OrderError, OrderLine, OrderPlaced, OrderService, OrderStatus
@@ -185,21 +185,23 @@ def demo(
         order_id: service.get_order(order_id).status for order_id in stored_order_ids(service)
     }
     figures = {
-        "orders placed": len(summary.placed),
-        "orders stored (every run)": len(statuses),
-        "commands sent": summary.commands,
-        "commands refused (nothing recorded)": sum(summary.rejected.values()),
-        "events in the notification log": service.recorder.max_notification_id() or 0,
-        "commands per second": round(summary.commands / summary.seconds),
+        "orders_placed": len(summary.placed),
+        "orders_stored": len(statuses),
+        "commands_sent": summary.commands,
+        "commands_refused": sum(summary.rejected.values()),
+        "events_in_the_notification_log": service.recorder.max_notification_id() or 0,
+        "commands_per_second": round(summary.commands / summary.seconds),
     }
-    for status in OrderStatus:
-        figures[f"orders {status} (every run)"] = sum(1 for s in statuses.values() if s == status)
+    for status in OrderStatus:  # Of every stored order, as the views count them.
+        figures[f"orders_{status}"] = sum(1 for s in statuses.values() if s == status)
+    as_json = wants_json(context)
+    # In JSON mode the tables go to stderr and stdout holds one document.
+    out = stderr_console() if as_json else console()
     table = Table(title="demo summary")
     table.add_column("figure")
     table.add_column("value", justify="right")
     for figure, value in figures.items():
-        table.add_row(figure, f"{value:,}")
-    out = console()
+        table.add_row(figure.replace("_", " "), f"{value:,}")
     out.print(table)
     for rule, message in sorted(summary.rejection_examples.items()):
         out.print(f"refused ({summary.rejected[rule]}x): {message}", markup=False)
@@ -208,6 +210,16 @@ def demo(
     out.print(history_text(audited, service.audit(audited)), markup=False)
     out.print(f"\nstate at version 1\n{order_text(service.get_order(audited, version=1))}")
     out.print(f"\nstate now\n{order_text(service.get_order(audited))}\n", markup=False)
-    demo_views(service, views, statuses)
-    demo_downstream(service, views, service.get_order(audited).customer_id)
-    demo_rebuild(service, views)
+    shown = demo_views(service, views, statuses, out)
+    relayed = demo_downstream(service, views, service.get_order(audited).customer_id, out)
+    rebuilt = demo_rebuild(service, views, as_json=as_json)
+    if as_json:
+        document = {
+            "figures": figures,
+            "refused": dict(summary.rejected),
+            "audited_order_id": str(audited),
+            "orders_by_status": shown,
+            "downstream": relayed,
+            "rebuild": rebuilt,
+        }
+        emit(context, document)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from datetime import date
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
@@ -17,6 +17,9 @@ from adapters.local.bus import InProcessBus
 from orders import OrderService
 from projections.downstream import DownstreamQueries
 from projections.ports import ViewStore
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 downstream_app = typer.Typer(
     no_args_is_help=True, help="Views kept by the SQS consumers: customers, sales, statuses"
@@ -135,12 +138,14 @@ def by_status(
         note(f"next page: --after {page.next_key}")
 
 
-def demo_downstream(service: OrderService, store: ViewStore, customer_id: str) -> None:
+def demo_downstream(
+    service: OrderService, store: ViewStore, customer_id: str, out: Console
+) -> dict[str, int]:
     """The demo's downstream side: the relay hands the log, through the in-process bus, to
-    the consumers' handlers (those an SQS consumer runs), then the views they keep are shown."""
+    the consumers' handlers (those an SQS consumer runs), then the views they keep are shown
+    on ``out``. Returns how many events were relayed and dead-lettered."""
     bus = InProcessBus(local_handlers(service, store))
     published = relay_for(service, bus).run_until_caught_up(deadline=time.time() + 600)
-    out = console()
     out.print(
         f"relayed {published} events through the in-process bus to the downstream views "
         f"({len(bus.dead_letters)} dead letters)"
@@ -155,5 +160,7 @@ def demo_downstream(service: OrderService, store: ViewStore, customer_id: str) -
     for currency, totals in sorted(queries.lifetime_value(customer_id).items()):
         out.print(
             f"downstream view: lifetime value of {customer_id}: {totals.amount} {currency} "
-            f"over {totals.orders} paid order(s)"
+            f"over {totals.orders} paid order(s)",
+            markup=False,
         )
+    return {"relayed": published, "dead_letters": len(bus.dead_letters)}

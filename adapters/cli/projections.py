@@ -8,7 +8,7 @@ import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 from uuid import UUID
 
 import typer
@@ -53,6 +53,9 @@ from projections.runtime import (
     view_name,
 )
 from projections.views import PROJECTIONS, CustomerOrdersPage, OrderViews, projection_named
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 projections_app = typer.Typer(no_args_is_help=True, help="Read models: run, status, rebuild, query")
 
@@ -433,24 +436,41 @@ def customer(
         note(f"next page: --after {page.next}")
 
 
-def demo_views(service: OrderService, store: ViewStore, statuses: Mapping[UUID, str]) -> None:
+def demo_views(
+    service: OrderService, store: ViewStore, statuses: Mapping[UUID, str], out: Console
+) -> list[dict[str, Any]]:
     """The demo's read side: bring the views up to date in-process, show them beside the
-    aggregates. ``statuses`` is every stored order's status (every run's, as the view)."""
+    aggregates on ``out``; the rows shown. ``statuses`` is every stored order's status (every
+    run's, as the view counts them)."""
     for worker in runners(service, store):
         worker.catch_up()
     generation, rows = OrderViews(store).totals()
     table = Table(title=f"orders_by_status view (generation {generation}) beside the aggregates")
     for column in ("status", "orders (view)", "orders (aggregates)", "total (view)"):
         table.add_column(column, justify="left" if column == "status" else "right")
+    shown = []
     for row in rows:
         counted = sum(1 for status in statuses.values() if status == row.status)
         table.add_row(row.status, str(row.orders), str(counted), f"{row.total} {row.currency}")
-    console().print(table)
+        shown.append(
+            {
+                "status": row.status,
+                "currency": row.currency,
+                "orders_in_view": row.orders,
+                "orders_in_aggregates": counted,
+                "total_in_view": str(row.total),
+            }
+        )
+    out.print(table)
+    return shown
 
 
-def demo_rebuild(service: OrderService, store: ViewStore) -> None:
-    """The demo's last step: rebuild a view from the log and verify it equals the live one."""
+def demo_rebuild(service: OrderService, store: ViewStore, *, as_json: bool) -> dict[str, Any]:
+    """The demo's last step: rebuild a view from the log and verify it equals the live one;
+    printed as text unless ``as_json``, returned as JSON."""
     projection = PROJECTIONS["orders_by_status"]
     decode = service.mapper.to_domain_event
     result = Rebuild(projection, store, service.recorder, decode, grace_seconds=0).run(verify=True)
-    report(result)
+    if not as_json:
+        report(result)
+    return rebuild_document(result)
