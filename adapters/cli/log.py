@@ -39,7 +39,8 @@ def tail(
     from adapters.cli.main import settings_of  # noqa: PLC0415 - adapters.cli.main imports this
     from adapters.cli.projections import stop_on_signals  # noqa: PLC0415
 
-    recorder = settings_of(context).existing_service().recorder
+    service = settings_of(context).existing_service()  # held: it closes its store when freed
+    recorder = service.recorder
     head = recorder.max_notification_id() or 0
     position = (start or max(head - 9, 1)) - 1
     printed: list[dict[str, Any]] = []

@@ -146,7 +146,7 @@ def relay_status(context: typer.Context) -> None:
     """Print the relay's position, the log head, the lag and the lease holder."""
     from adapters.cli.main import settings_of  # noqa: PLC0415 - adapters.cli.main imports this module
 
-    status = status_of(settings_of(context).service())
+    status = status_of(settings_of(context).existing_service())
     holder = status.holder
     if wants_json(context):
         lease = {"owner": holder.owner, "expires_at": holder.expires_at} if holder else None
