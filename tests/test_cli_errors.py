@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
+import shlex
 import socket
 import subprocess
 import sys
@@ -230,3 +232,76 @@ def test_every_help_text_shows_its_defaults() -> None:
     assert checked >= 5
     root_help = "".join(runner.invoke(app, ["--help"]).stdout.split())  # wrapped anywhere
     assert "[default:$ORDERS_DATA_DIRor~/.local/share/eventsourced-orders]" in root_help
+
+
+ORDERS_SCRIPT = str(Path(sys.executable).with_name("orders"))
+
+
+def orders_on_read_only(data_dir: Path, *arguments: str) -> subprocess.CompletedProcess[str]:
+    """``orders`` with ``data_dir`` read-only: its mode 0555 (files 0444), and, when run as root
+    (whom modes do not stop), in a mount namespace of its own where ``data_dir`` is bind-mounted
+    read-only (nothing outside that process sees the mount)."""
+    for path in data_dir.iterdir():
+        path.chmod(0o444)
+    data_dir.chmod(0o555)
+    command = [ORDERS_SCRIPT, "--data-dir", str(data_dir), *arguments]
+    if os.geteuid() == 0:
+        where = shlex.quote(str(data_dir))
+        command = [
+            "unshare",
+            "--mount",
+            "sh",
+            "-c",
+            f"mount --bind {where} {where} && mount -o remount,bind,ro {where} {where} && "
+            f"exec {shlex.join(command)}",
+        ]
+    return subprocess.run(command, capture_output=True, text=True, check=False, timeout=60)
+
+
+READ_AND_WRITE = (
+    ("show", ORDER),
+    ("history", ORDER),
+    ("place", "--customer", "c", "--line", "A:1:1"),
+    ("projections", "status"),
+)
+
+
+@pytest.mark.parametrize("kind", ["missing", "a file", "corrupt"])
+def test_a_bad_data_dir_is_one_line_naming_it_and_nothing_is_created(
+    tmp_path: Path, kind: str
+) -> None:
+    if kind == "missing":
+        data_dir = named = tmp_path / "missing" / "data"
+    elif kind == "a file":
+        data_dir = named = tmp_path / "a-file"
+        data_dir.write_text("not a directory")
+    else:
+        data_dir = tmp_path / "corrupt"
+        data_dir.mkdir()
+        named = data_dir / "events.sqlite3"
+        named.write_bytes(b"this is not an SQLite database, not at all")
+    before = sorted(tmp_path.rglob("*"))
+    for arguments in READ_AND_WRITE:
+        result = orders(data_dir, *arguments)
+        line = assert_one_line_error(result, "orders: error: ", str(named))
+        assert result.exit_code == 1, (arguments, line)
+    assert sorted(tmp_path.rglob("*")) == before
+
+
+def test_a_read_only_data_dir_is_one_line_naming_it_and_nothing_is_created(
+    tmp_path: Path,
+) -> None:
+    data_dir = tmp_path / "read-only"
+    placed = orders(data_dir, "place", "--order-id", ORDER, "--customer", "c", "--line", "A:1:1")
+    assert placed.exit_code == 0, placed.output
+    before = sorted(tmp_path.rglob("*"))
+    try:
+        for arguments in (*READ_AND_WRITE, ("ship", ORDER)):
+            completed = orders_on_read_only(data_dir, *arguments)
+            assert completed.returncode == 1, (arguments, completed.stderr)
+            assert completed.stdout == ""
+            assert re.fullmatch(r"orders: error: [^\n]+\n", completed.stderr), completed.stderr
+            assert f"{data_dir / 'events.sqlite3'} is read-only" in completed.stderr
+    finally:
+        data_dir.chmod(0o755)
+    assert sorted(tmp_path.rglob("*")) == before
