@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from uuid import UUID
@@ -98,3 +100,24 @@ def test_every_command_records_the_trace_it_is_given(tmp_path: Path) -> None:
     assert [e.causation_id for e in history[order][2:]] == ["msg-shipped", "msg-delivered"]
     assert {e.correlation_id for e in history[order]} == {"journey-1"}
     assert history[other][-1].causation_id == "msg-cancel"
+
+
+HEAVY_MODULES = ("boto3", "botocore", "eventsourcing", "pydantic", "rich", "orders", "projections")
+"""What ``orders --help`` must not import: each command imports them when it runs."""
+
+
+def test_help_imports_none_of_what_the_commands_need() -> None:
+    probe = (
+        "import sys\n"
+        "from adapters.cli.main import main\n"
+        "try:\n"
+        "    main(['--help'])\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        f"print(sorted({{m.split('.')[0] for m in sys.modules}} & set({HEAVY_MODULES!r})))\n"
+    )
+    completed = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert "show          Show an order" in completed.stdout
+    assert completed.stdout.splitlines()[-1] == "[]", completed.stdout

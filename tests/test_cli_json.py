@@ -4,8 +4,11 @@ and every command keeps the README's exit-code table (0 ok, 1 operational, 2 usa
 from __future__ import annotations
 
 import json
+import os
 import re
 import shlex
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -234,3 +237,31 @@ def test_each_command_exits_2_on_a_malformed_value_and_1_when_it_cannot_run(
             assert re.fullmatch(r"orders: error: [^\n]+\n", result.stderr), result.stderr
             assert result.stdout == ""
     assert not Path(tmp_path / "missing").exists()
+
+
+def test_the_readme_audit_walkthrough_runs_and_as_of_shows_the_state_before_payment(
+    tmp_path: Path,
+) -> None:
+    block = section("Audit").split("```sh\n", 1)[1].split("```", 1)[0]
+    orders_script = str(Path(sys.executable).with_name("orders"))
+    script = block.replace(".venv/bin/orders", orders_script).replace(
+        "python3 -c", f"{sys.executable} -c"
+    )
+    completed = subprocess.run(
+        [
+            "bash",
+            "-euo",
+            "pipefail",
+            "-c",
+            script.replace("  # pending orders only", " || true  #"),
+        ],
+        env={**os.environ, "ORDERS_DATA_DIR": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert completed.returncode == 0, completed.stderr
+    shown = [line for line in completed.stdout.splitlines() if line.startswith("status ")]
+    assert [line.split()[-1] for line in shown] == ["processing", "pending"]
+    assert "illegal-transition" in completed.stderr

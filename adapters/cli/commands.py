@@ -15,7 +15,7 @@ from uuid import UUID
 
 import typer
 
-from adapters.cli.output import emit, key_values, printable, wants_json
+from adapters.cli.output import emit, key_values, note, printable, wants_json
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -352,8 +352,10 @@ def list_(
             f"{row['order_id']}  {row['status']:<10}  {row['total']} {row['currency']}  "
             f"v{row['version']}  placed {row['placed_at']}"
         )
+    if not found:
+        note(f"no orders of {printable(customer)} in the read model (orders projections run)")
     if token:
-        typer.echo(f"next page: --after {token}", err=True)
+        note(f"next page: --after {token}")
 
 
 ORDER_COMMANDS = (place, change_lines, pay, ship, complete, cancel, show, history, list_)
