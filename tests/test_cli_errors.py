@@ -105,6 +105,19 @@ def test_unreachable_endpoint(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -
     assert not data_dir.exists()
 
 
+def test_malformed_endpoint_is_named_with_where_it_comes_from(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "x")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "x")
+    monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", "127.0.0.1 port 8000")
+    result = orders(data_dir, "--backend", "dynamodb", "show", ORDER)
+    line = assert_one_line_error(result, "Invalid endpoint", "AWS_ENDPOINT_URL_<SERVICE>")
+    assert "unexpected" not in line and result.exit_code == 1
+    assert not data_dir.exists()
+
+
 def test_missing_table_is_named_and_not_created(
     data_dir: Path, dynamodb_endpoint: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -141,6 +141,11 @@ def describe(error: BaseException) -> str:
                 f"{error} (is the server running? the endpoint comes from "
                 "AWS_ENDPOINT_URL_<SERVICE> or AWS_ENDPOINT_URL)"
             )
+        if isinstance(cause, ValueError) and str(cause).startswith("Invalid endpoint"):
+            return one_line(
+                f"{cause} (the endpoint comes from AWS_ENDPOINT_URL_<SERVICE> or "
+                "AWS_ENDPOINT_URL: a URL such as http://127.0.0.1:8000)"
+            )
     message = str(error) or type(error).__name__
     if not isinstance(error, _operational_errors()):
         message = f"unexpected {type(error).__name__}: {message}"
