@@ -10,21 +10,27 @@ from __future__ import annotations
 import random
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Annotated
+from typing import Annotated, Any
 from uuid import UUID, uuid4
 
 import typer
 from eventsourcing.utils import get_topic
+from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
+from adapters.bootstrap.projections import runners
 from adapters.cli.output import console, emit, stderr_console, wants_json
+from adapters.cli.projections import backends, rebuild_document, report
 from adapters.consumers.dispatcher import PAYMENT_DETAIL_TYPES, Dispatcher
 from adapters.consumers.saga import PaymentSaga
 from orders import OrderError, OrderLine, OrderPlaced, OrderService, OrderStatus
+from projections.ports import ViewStore
+from projections.rebuild import Rebuild
+from projections.views import PROJECTIONS, OrderViews
 from schemas import to_json
 from schemas.payments import payment_succeeded
 
@@ -154,6 +160,46 @@ def stored_order_ids(service: OrderService) -> list[UUID]:
     return found
 
 
+def demo_views(
+    service: OrderService, store: ViewStore, statuses: Mapping[UUID, str], out: Console
+) -> list[dict[str, Any]]:
+    """The demo's read side: bring the views up to date in-process, show them beside the
+    aggregates on ``out``; the rows shown. ``statuses`` is every stored order's status (every
+    run's, as the view counts them)."""
+    for worker in runners(service, store):
+        worker.catch_up()
+    generation, rows = OrderViews(store).totals()
+    table = Table(title=f"orders_by_status view (generation {generation}) beside the aggregates")
+    for column in ("status", "orders (view)", "orders (aggregates)", "total (view)"):
+        table.add_column(column, justify="left" if column == "status" else "right")
+    shown = []
+    for row in rows:
+        counted = sum(1 for status in statuses.values() if status == row.status)
+        table.add_row(row.status, str(row.orders), str(counted), f"{row.total} {row.currency}")
+        shown.append(
+            {
+                "status": row.status,
+                "currency": row.currency,
+                "orders_in_view": row.orders,
+                "orders_in_aggregates": counted,
+                "total_in_view": str(row.total),
+            }
+        )
+    out.print(table)
+    return shown
+
+
+def demo_rebuild(service: OrderService, store: ViewStore, *, as_json: bool) -> dict[str, Any]:
+    """The demo's last step: rebuild a view from the log and verify it equals the live one;
+    printed as text unless ``as_json``, returned as JSON."""
+    projection = PROJECTIONS["orders_by_status"]
+    decode = service.mapper.to_domain_event
+    result = Rebuild(projection, store, service.recorder, decode, grace_seconds=0).run(verify=True)
+    if not as_json:
+        report(result)
+    return rebuild_document(result)
+
+
 demo_app = typer.Typer()
 
 
@@ -169,7 +215,6 @@ def demo(
     views, and end by rebuilding a view and verifying it equals the live one."""
     from adapters.cli.commands import history_text, order_text  # noqa: PLC0415
     from adapters.cli.downstream import demo_downstream  # noqa: PLC0415
-    from adapters.cli.projections import backends, demo_rebuild, demo_views  # noqa: PLC0415
     from adapters.dynamodb.indexer import indexing  # noqa: PLC0415
 
     service, views = (chosen := backends(context)).service, chosen.store

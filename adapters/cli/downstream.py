@@ -10,8 +10,8 @@ import typer
 from rich.table import Table
 
 from adapters.bootstrap.relay import relay_for
-from adapters.cli.output import console, emit, note, printable, wants_json
-from adapters.cli.projections import backends, plain
+from adapters.cli.output import console, emit, note, plain, printable, wants_json
+from adapters.cli.projections import backends
 from adapters.cli.relay import local_handlers
 from adapters.local.bus import InProcessBus
 from orders import OrderService

@@ -14,8 +14,10 @@ import json
 import sys
 import unicodedata
 from collections.abc import Iterable, Mapping
+from decimal import Decimal
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
+from uuid import UUID
 
 import typer
 
@@ -120,3 +122,20 @@ def key_values(rows: Iterable[tuple[str, object]], indent: str = "") -> list[str
     pairs = [(key, str(value)) for key, value in rows]
     width = max((len(key) for key, _ in pairs), default=0)
     return [f"{indent}{key.ljust(width)}  {value}".rstrip() for key, value in pairs]
+
+
+def row_document(row: Any) -> dict[str, Any] | None:
+    """A view row as JSON (its version and data, decimals as their digits)."""
+    if row is None:
+        return None
+    return {"version": row.version, "data": {k: plain(v) for k, v in dict(row.data).items()}}
+
+
+def plain(value: Any) -> Any:
+    if isinstance(value, Decimal | UUID):
+        return str(value)
+    if isinstance(value, list):
+        return [plain(item) for item in value]
+    if isinstance(value, dict):
+        return {key: plain(item) for key, item in value.items()}
+    return value

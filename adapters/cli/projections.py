@@ -5,10 +5,9 @@ from __future__ import annotations
 import contextlib
 import signal
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass
-from decimal import Decimal
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 from uuid import UUID
 
 import typer
@@ -38,7 +37,9 @@ from adapters.cli.output import (
     emit_json,
     key_values,
     note,
+    plain,
     printable,
+    row_document,
     stderr_console,
     wants_json,
 )
@@ -53,9 +54,6 @@ from projections.runtime import (
     view_name,
 )
 from projections.views import PROJECTIONS, CustomerOrdersPage, OrderViews, projection_named
-
-if TYPE_CHECKING:
-    from rich.console import Console
 
 projections_app = typer.Typer(no_args_is_help=True, help="Read models: run, status, rebuild, query")
 
@@ -90,23 +88,6 @@ def _projection(name: str) -> Projection:
         return projection_named(name)
     except ValueError as error:
         raise typer.BadParameter(str(error), param_hint="NAME") from None
-
-
-def jsonable_row(row: Any) -> dict[str, Any] | None:
-    """A view row as JSON (its version and data, decimals as their digits)."""
-    if row is None:
-        return None
-    return {"version": row.version, "data": {k: plain(v) for k, v in dict(row.data).items()}}
-
-
-def plain(value: Any) -> Any:
-    if isinstance(value, Decimal | UUID):
-        return str(value)
-    if isinstance(value, list):
-        return [plain(item) for item in value]
-    if isinstance(value, dict):
-        return {key: plain(item) for key, item in value.items()}
-    return value
 
 
 @contextlib.contextmanager
@@ -333,8 +314,8 @@ def rebuild_document(result: RebuildResult) -> dict[str, Any]:
             {
                 "partition": d.partition,
                 "key": d.key,
-                "live": jsonable_row(d.live),
-                "rebuilt": jsonable_row(d.rebuilt),
+                "live": row_document(d.live),
+                "rebuilt": row_document(d.rebuilt),
             }
             for d in result.differences
         ],
@@ -342,7 +323,7 @@ def rebuild_document(result: RebuildResult) -> dict[str, Any]:
 
 
 def describe(row: Any) -> str:
-    return "-" if row is None else printable(f"v{row.version} {jsonable_row(row)['data']}")  # type: ignore[index]
+    return "-" if row is None else printable(f"v{row.version} {row_document(row)['data']}")  # type: ignore[index]
 
 
 def customer_page(
@@ -434,43 +415,3 @@ def customer(
     console().print(table)
     if page.next:
         note(f"next page: --after {page.next}")
-
-
-def demo_views(
-    service: OrderService, store: ViewStore, statuses: Mapping[UUID, str], out: Console
-) -> list[dict[str, Any]]:
-    """The demo's read side: bring the views up to date in-process, show them beside the
-    aggregates on ``out``; the rows shown. ``statuses`` is every stored order's status (every
-    run's, as the view counts them)."""
-    for worker in runners(service, store):
-        worker.catch_up()
-    generation, rows = OrderViews(store).totals()
-    table = Table(title=f"orders_by_status view (generation {generation}) beside the aggregates")
-    for column in ("status", "orders (view)", "orders (aggregates)", "total (view)"):
-        table.add_column(column, justify="left" if column == "status" else "right")
-    shown = []
-    for row in rows:
-        counted = sum(1 for status in statuses.values() if status == row.status)
-        table.add_row(row.status, str(row.orders), str(counted), f"{row.total} {row.currency}")
-        shown.append(
-            {
-                "status": row.status,
-                "currency": row.currency,
-                "orders_in_view": row.orders,
-                "orders_in_aggregates": counted,
-                "total_in_view": str(row.total),
-            }
-        )
-    out.print(table)
-    return shown
-
-
-def demo_rebuild(service: OrderService, store: ViewStore, *, as_json: bool) -> dict[str, Any]:
-    """The demo's last step: rebuild a view from the log and verify it equals the live one;
-    printed as text unless ``as_json``, returned as JSON."""
-    projection = PROJECTIONS["orders_by_status"]
-    decode = service.mapper.to_domain_event
-    result = Rebuild(projection, store, service.recorder, decode, grace_seconds=0).run(verify=True)
-    if not as_json:
-        report(result)
-    return rebuild_document(result)
