@@ -165,11 +165,6 @@ def fail(message: str, exit_code: int) -> NoReturn:
     sys.exit(exit_code)
 
 
-def is_usage_error(error: BaseException) -> bool:
-    """A malformed value of the user's (click's usage errors, typer's ``BadParameter``)."""
-    return isinstance(error, UsageError)
-
-
 class OneLineErrors(TyperGroup):
     """A root command group that turns every error of its commands into one line on stderr."""
 

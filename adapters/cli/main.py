@@ -287,10 +287,6 @@ def settings_of(context: typer.Context) -> Settings:
     return settings
 
 
-def service_of(context: typer.Context) -> OrderService:
-    return settings_of(context).service()
-
-
 def main(args: list[str] | None = None) -> Any:
     """Entry point of the ``orders`` console script."""
     return app(args)
