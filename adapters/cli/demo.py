@@ -171,7 +171,7 @@ def demo_views(
     generation, rows = OrderViews(store).totals()
     table = Table(title=f"orders_by_status view (generation {generation}) beside the aggregates")
     for column in ("status", "orders (view)", "orders (aggregates)", "total (view)"):
-        table.add_column(column, justify="left" if column == "status" else "right")
+        table.add_column(column, justify="left" if column == "status" else "right", overflow="fold")
     shown = []
     for row in rows:
         counted = sum(1 for status in statuses.values() if status == row.status)
@@ -243,8 +243,8 @@ def demo(
     # In JSON mode the tables go to stderr and stdout holds one document.
     out = stderr_console() if as_json else console()
     table = Table(title="demo summary")
-    table.add_column("figure")
-    table.add_column("value", justify="right")
+    table.add_column("figure", overflow="fold")
+    table.add_column("value", justify="right", overflow="fold")
     for figure, value in figures.items():
         table.add_row(figure.replace("_", " "), f"{value:,}")
     out.print(table)

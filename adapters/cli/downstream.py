@@ -64,7 +64,7 @@ def customer(
         return
     table = Table(title=f"order history of {printable(customer_id)}")
     for column in ("order", "placed at", "status", "amount", "version"):
-        table.add_column(column)
+        table.add_column(column, overflow="fold")
     for row in page.rows:
         data = row.data
         table.add_row(
@@ -99,7 +99,7 @@ def sales(
         return
     table = Table(title=f"daily sales in {printable(currency)}")
     for column in ("day", "orders", "total"):
-        table.add_column(column)
+        table.add_column(column, overflow="fold")
     for day, totals in days.items():
         table.add_row(day.isoformat(), str(totals.orders), str(totals.amount))
     console().print(table)
@@ -124,7 +124,7 @@ def by_status(
         return
     table = Table(title=f"{printable(status)} orders placed on {day}")
     for column in ("order", "customer", "placed at", "amount"):
-        table.add_column(column)
+        table.add_column(column, overflow="fold")
     for row in page.rows:
         data = row.data
         table.add_row(
@@ -153,7 +153,7 @@ def demo_downstream(
     queries = DownstreamQueries(store)
     table = Table(title="downstream view: daily sales in EUR (paid, not cancelled)")
     for column in ("day", "orders", "total"):
-        table.add_column(column)
+        table.add_column(column, overflow="fold")
     for day, totals in list(queries.daily_sales("EUR").items())[-5:]:
         table.add_row(day.isoformat(), str(totals.orders), str(totals.amount))
     out.print(table)

@@ -151,7 +151,9 @@ def status(context: typer.Context) -> None:
     documents = []
     table = Table(title=f"projections (log head: notification {head})")
     for column in ("projection", "generation", "position", "lag", "rebuild"):
-        table.add_column(column, justify="left" if column == "projection" else "right")
+        table.add_column(
+            column, justify="left" if column == "projection" else "right", overflow="fold"
+        )
     for name in PROJECTIONS:
         generation = live_generation(chosen.store, name)
         position = chosen.store.position(view_name(name, generation)) or 0
@@ -285,7 +287,7 @@ def report(result: RebuildResult, *, as_json: bool = False) -> None:
     count = len(result.differences)
     table = Table(title=f"verify: {count} rows differ (live at {live}, rebuilt at {rebuilt})")
     for column in ("partition", "key", "live", "rebuilt"):
-        table.add_column(column)
+        table.add_column(column, overflow="fold")
     for difference in result.differences[:50]:
         table.add_row(
             Text(printable(difference.partition)),
@@ -370,7 +372,9 @@ def totals(context: typer.Context) -> None:
         return
     table = Table(title=f"orders by status (generation {generation})")
     for column in ("status", "currency", "orders", "total"):
-        table.add_column(column, justify="left" if column in ("status", "currency") else "right")
+        table.add_column(
+            column, justify="left" if column in ("status", "currency") else "right", overflow="fold"
+        )
     for row in rows:
         table.add_row(row.status, row.currency, str(row.orders), str(row.total))
     console().print(table)
@@ -403,7 +407,7 @@ def customer(
         return
     table = Table(title=Text(f"orders of {printable(customer_id)}"))
     for column in ("order", "placed at", "status", "total", "version"):
-        table.add_column(column)
+        table.add_column(column, overflow="fold")
     for entry in page.orders:
         table.add_row(
             str(entry.order_id),

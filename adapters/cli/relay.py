@@ -71,7 +71,7 @@ def bus_setup(
         return
     table = Table(title=f"bus {resources.bus_arn}")
     for column in ("route", "rule", "queue", "dead-letter queue"):
-        table.add_column(column)
+        table.add_column(column, overflow="fold")
     for route in wiring.routes:
         table.add_row(
             route.name,
