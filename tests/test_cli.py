@@ -197,3 +197,20 @@ def test_log_tail_prints_the_log_and_follows_it(tmp_path: Path) -> None:
     assert follower.returncode == 0, err
     (line,) = out.splitlines()
     assert json.loads(line)["id"] == 3 and json.loads(line)["originator_id"] == str(placed)
+
+
+def test_version_short_help_and_global_options_after_the_subcommand(tmp_path: Path) -> None:
+    from importlib.metadata import version  # noqa: PLC0415
+
+    assert run_orders("--version") == f"orders {version('eventsourced-orders')}\n"
+    for path in (["show"], ["projections", "status"], ["log", "tail"], ["demo"]):
+        assert run_orders(*path, "-h") == run_orders(*path, "--help")
+        assert "Usage: " in run_orders(*path, "-h")
+    order = "6f1c5f4e-2a43-4f0e-9d51-0c2f8a7b9e11"
+    place = ["place", "--order-id", order, "--customer", "c", "--line", "A:1:1"]
+    assert run_orders(*place, "--data-dir", str(tmp_path), "-o", "json") == run_orders(
+        "--output=json", *place, f"--data-dir={tmp_path}"
+    )
+    shown = json.loads(run_orders("show", order, f"--data-dir={tmp_path}", "--json"))
+    assert (shown["order_id"], shown["version"]) == (order, 1)
+    assert (tmp_path / "events.sqlite3").is_file()
