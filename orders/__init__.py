@@ -10,6 +10,8 @@ from orders.errors import (
     OrderConflictError,
     OrderError,
     OrderNotFoundError,
+    OrderNotYetPlacedError,
+    OrderQueryError,
     OrderRuleError,
 )
 from orders.events import (
@@ -40,7 +42,9 @@ __all__ = [
     "OrderLines",
     "OrderLinesChanged",
     "OrderNotFoundError",
+    "OrderNotYetPlacedError",
     "OrderPlaced",
+    "OrderQueryError",
     "OrderRuleError",
     "OrderService",
     "OrderShipped",

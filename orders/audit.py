@@ -2,11 +2,13 @@
 
 Everything here is JSON-native (money as decimal strings such as ``"12.50"``, ids as strings,
 times as ISO 8601 with their UTC offset), so an :class:`AuditEntry` written as JSON reads back
-equal (:meth:`AuditEntry.to_json`, :meth:`AuditEntry.from_json`).
+equal (:meth:`AuditEntry.to_json` and :meth:`AuditEntry.from_json` for JSON text,
+:meth:`AuditEntry.to_dict` and :meth:`AuditEntry.from_dict` for the JSON object).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields
 from datetime import datetime
@@ -62,7 +64,7 @@ def order_state(order: Order | None) -> dict[str, JSONValue]:
         "customer_id": order.customer_id,
         "currency": order.currency,
         "state": order.state,
-        "status": order.status,
+        "status": str(order.status),
         "lines": jsonable(order.lines),
         "total": str(order.total),
         "payment_id": order.payment_id,
@@ -110,8 +112,17 @@ class AuditEntry:
     changes: dict[str, dict[str, JSONValue]]
     state: dict[str, JSONValue]
 
-    def to_json(self) -> dict[str, JSONValue]:
-        """The entry as a JSON object; :meth:`from_json` reads it back equal."""
+    def to_json(self) -> str:
+        """The entry as JSON text (one line); :meth:`from_json` reads it back equal."""
+        return json.dumps(self.to_dict(), ensure_ascii=False)
+
+    @classmethod
+    def from_json(cls, text: str) -> AuditEntry:
+        """The entry :meth:`to_json` wrote."""
+        return cls.from_dict(json.loads(text))
+
+    def to_dict(self) -> dict[str, JSONValue]:
+        """The entry as a JSON-native dict; :meth:`from_dict` reads it back equal."""
         return {
             "order_id": self.order_id,
             "version": self.version,
@@ -123,8 +134,8 @@ class AuditEntry:
         }
 
     @classmethod
-    def from_json(cls, data: Mapping[str, JSONValue]) -> AuditEntry:
-        """The entry :meth:`to_json` wrote."""
+    def from_dict(cls, data: Mapping[str, JSONValue]) -> AuditEntry:
+        """The entry :meth:`to_dict` made."""
         return cls(
             order_id=data["order_id"],
             version=data["version"],

@@ -5,6 +5,7 @@ Every error names what was wrong. Raising one of them guarantees that nothing wa
 
 from __future__ import annotations
 
+from datetime import datetime
 from uuid import UUID
 
 
@@ -53,3 +54,22 @@ class OrderConflictError(OrderError):
         self.expected_version = expected_version
         self.actual_version = actual_version
         self.attempts = attempts
+
+
+class OrderQueryError(OrderError, ValueError):
+    """A question about an order that cannot be answered as asked (a naive time, ``version``
+    with ``as_of``, a version below 1); the message names the problem."""
+
+
+class OrderNotYetPlacedError(OrderNotFoundError):
+    """``order_id`` exists, but was placed after ``as_of``: it did not exist yet at that time."""
+
+    def __init__(self, order_id: UUID, as_of: datetime, placed_at: datetime) -> None:
+        OrderError.__init__(
+            self,
+            f"order {order_id} did not exist yet at {as_of.isoformat()}: "
+            f"it was placed at {placed_at.isoformat()}",
+        )
+        self.order_id = order_id
+        self.as_of = as_of
+        self.placed_at = placed_at

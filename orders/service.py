@@ -35,7 +35,13 @@ from eventsourcing.utils import Environment, EnvType
 
 from orders.aggregate import Order
 from orders.audit import AuditEntry, audit_trail
-from orders.errors import OrderConflictError, OrderNotFoundError, OrderRuleError
+from orders.errors import (
+    OrderConflictError,
+    OrderNotFoundError,
+    OrderNotYetPlacedError,
+    OrderQueryError,
+    OrderRuleError,
+)
 from orders.events import OrderEvent, OrderPlaced
 from orders.transcodings import register_order_transcodings
 from orders.values import OrderLine, Trace
@@ -252,38 +258,52 @@ class OrderService(Application[UUID]):
         return self._run(order_id, lambda order: order.cancel(reason, trace=trace))
 
     def get_order(
-        self, order_id: UUID, *, version: int | None = None, as_of: datetime | None = None
+        self,
+        order_id: UUID | str,
+        *,
+        version: int | None = None,
+        as_of: datetime | None = None,
     ) -> Order:
         """The order as it is now, or after event ``version``, or as it stood at time ``as_of``.
 
-        A ``version`` beyond the last gives the latest state. ``as_of`` must be timezone-aware.
-        Raises ``OrderNotFoundError`` if the order did not exist (yet) at that point.
+        ``order_id`` is a ``UUID`` or its text (anything else: ``TypeError`` naming the type).
+        Versions start at 1 (the placing); one beyond the last gives the latest state.
+        ``as_of`` must be timezone-aware. A naive ``as_of``, ``version`` with ``as_of`` or a
+        version below 1 raise ``OrderQueryError``; ``OrderNotYetPlacedError`` if the order was
+        placed after ``as_of``; ``OrderNotFoundError`` if it was never placed.
         """
+        order_id = _order_id(order_id)
         if as_of is not None:
             if version is not None:
                 msg = "give version or as_of, not both"
-                raise ValueError(msg)
+                raise OrderQueryError(msg)
             version = self._version_at(order_id, as_of)
+        elif version is not None and version < 1:
+            msg = (
+                f"version {version} of order {order_id} is before its first event: "
+                "versions start at 1 (the order as placed)"
+            )
+            raise OrderQueryError(msg)
         try:
             order: Order = self.repository.get(order_id, version=version, projector_func=_replay)
         except AggregateNotFoundError:
             raise OrderNotFoundError(order_id) from None
         return order
 
-    def history(self, order_id: UUID) -> list[HistoryEntry]:
+    def history(self, order_id: UUID | str) -> list[HistoryEntry]:
         """Every stored event of the order, oldest first, upcast to the current event versions.
 
         Raises ``OrderNotFoundError`` for an unknown order.
         """
-        return [HistoryEntry.of(event) for event in self._events_of(order_id)]
+        return [HistoryEntry.of(event) for event in self._events_of(_order_id(order_id))]
 
-    def audit(self, order_id: UUID) -> list[AuditEntry]:
+    def audit(self, order_id: UUID | str) -> list[AuditEntry]:
         """Every stored event of the order, oldest first, with its payload and what it changed.
 
         One read of the order's events (no per-version loads). Raises ``OrderNotFoundError``
         for an unknown order. See ``orders.audit``.
         """
-        return audit_trail(self._events_of(order_id))
+        return audit_trail(self._events_of(_order_id(order_id)))
 
     def _events_of(self, order_id: UUID, *, limit: int | None = None) -> list[OrderEvent]:
         events = [
@@ -297,15 +317,12 @@ class OrderService(Application[UUID]):
 
     def _version_at(self, order_id: UUID, as_of: datetime) -> int:
         if as_of.utcoffset() is None:
-            msg = f"as_of must be timezone-aware, not {as_of!r}"
-            raise ValueError(msg)
-        versions = [
-            event.originator_version
-            for event in self._events_of(order_id)
-            if event.timestamp <= as_of
-        ]
+            msg = f"as_of must be timezone-aware (add a UTC offset), not {as_of.isoformat()}"
+            raise OrderQueryError(msg)
+        events = self._events_of(order_id)
+        versions = [event.originator_version for event in events if event.timestamp <= as_of]
         if not versions:
-            raise OrderNotFoundError(order_id)
+            raise OrderNotYetPlacedError(order_id, as_of, events[0].timestamp)
         return versions[-1]
 
     def _run(self, order_id: UUID, command: Callable[[Order], None]) -> int:
@@ -383,6 +400,20 @@ class OrderService(Application[UUID]):
     def _stored_version(self, order_id: UUID) -> int | None:
         last = list(self.events.get(order_id, desc=True, limit=1))
         return last[0].originator_version if last else None
+
+
+def _order_id(value: object) -> UUID:
+    """``value`` as an order id: a ``UUID``, or a ``str`` that is one (else ``OrderQueryError``);
+    any other type is a ``TypeError`` naming it."""
+    if isinstance(value, UUID):
+        return value
+    if not isinstance(value, str):
+        msg = f"order_id must be a UUID or a str, not {type(value).__name__}"
+        raise TypeError(msg)
+    try:
+        return UUID(value)
+    except ValueError:
+        raise OrderQueryError(f"order_id {value!r} is not a uuid") from None
 
 
 def _version_found(error: IntegrityError) -> int | None:

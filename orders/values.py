@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from enum import StrEnum
 from typing import Final, Literal
 from uuid import uuid4
 
@@ -27,15 +28,22 @@ double, so a consumer that reads the published JSON numbers as doubles still get
 OrderState = Literal["pending", "paid", "shipped", "completed", "cancelled"]
 """The internal life-cycle state of an order; finer than the public ``OrderStatus``."""
 
-OrderStatus = Literal["pending", "processing", "completed", "cancelled"]
-"""The status the public contract shows."""
+
+class OrderStatus(StrEnum):
+    """The status the public contract shows; each member equals (and prints as) its value."""
+
+    PENDING = "pending"
+    PROCESSING = "processing"
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+
 
 PUBLIC_STATUS: Final[dict[OrderState, OrderStatus]] = {
-    "pending": "pending",
-    "paid": "processing",
-    "shipped": "processing",
-    "completed": "completed",
-    "cancelled": "cancelled",
+    "pending": OrderStatus.PENDING,
+    "paid": OrderStatus.PROCESSING,
+    "shipped": OrderStatus.PROCESSING,
+    "completed": OrderStatus.COMPLETED,
+    "cancelled": OrderStatus.CANCELLED,
 }
 """How each internal state is shown in the public contract."""
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
+import shlex
 import socket
 import subprocess
 import sys
@@ -103,6 +105,19 @@ def test_unreachable_endpoint(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -
     assert not data_dir.exists()
 
 
+def test_malformed_endpoint_is_named_with_where_it_comes_from(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "x")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "x")
+    monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", "127.0.0.1 port 8000")
+    result = orders(data_dir, "--backend", "dynamodb", "show", ORDER)
+    line = assert_one_line_error(result, "Invalid endpoint", "AWS_ENDPOINT_URL_<SERVICE>")
+    assert "unexpected" not in line and result.exit_code == 1
+    assert not data_dir.exists()
+
+
 def test_missing_table_is_named_and_not_created(
     data_dir: Path, dynamodb_endpoint: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -129,9 +144,9 @@ def test_missing_table_is_named_and_not_created(
 )
 def test_malformed_input_is_a_usage_error(data_dir: Path, arguments: tuple[str, ...]) -> None:
     result = orders(data_dir, *arguments)
-    line = assert_one_line_error(result, f"orders {arguments[0]}: error: Invalid value")
+    line = assert_one_line_error(result, "orders: error: Invalid value")
     assert result.exit_code == 2
-    assert "(see --help)" in line
+    assert f"(see orders {arguments[0]} --help)" in line
     assert not data_dir.exists()
 
 
@@ -159,8 +174,8 @@ def test_a_refused_placement_writes_nothing(
     result = orders(
         data_dir, "place", "--line", "A:1:1", *(x for kv in arguments.items() for x in kv)
     )
-    assert_one_line_error(result, rule)
-    assert result.exit_code == 1
+    assert_one_line_error(result, "orders: error: Invalid value", rule)
+    assert result.exit_code == 2
     assert not data_dir.exists()
 
 
@@ -179,7 +194,7 @@ def test_an_unexpected_error_is_one_line_naming_its_type(
     def broken(*_: object, **__: object) -> None:
         raise KeyError("surprise")
 
-    monkeypatch.setattr("adapters.cli.main.OrderService.get_order", broken)
+    monkeypatch.setattr("orders.service.OrderService.get_order", broken)
     orders(data_dir, "place", "--order-id", ORDER, "--customer", "c", "--line", "A:2:5")
     assert_one_line_error(orders(data_dir, "show", ORDER), "unexpected KeyError", "surprise")
 
@@ -205,7 +220,9 @@ def all_commands(
     """Every command and group under ``command`` (itself included), with its path."""
     yield path, command
     if isinstance(command, typer.core.TyperGroup):
-        for name, sub in command.commands.items():
+        context = typer.Context(command)
+        for name in command.list_commands(context):
+            sub = command.get_command(context, name)
             yield from all_commands(sub, (*path, name))  # type: ignore[arg-type]
 
 
@@ -228,3 +245,76 @@ def test_every_help_text_shows_its_defaults() -> None:
     assert checked >= 5
     root_help = "".join(runner.invoke(app, ["--help"]).stdout.split())  # wrapped anywhere
     assert "[default:$ORDERS_DATA_DIRor~/.local/share/eventsourced-orders]" in root_help
+
+
+ORDERS_SCRIPT = str(Path(sys.executable).with_name("orders"))
+
+
+def orders_on_read_only(data_dir: Path, *arguments: str) -> subprocess.CompletedProcess[str]:
+    """``orders`` with ``data_dir`` read-only: its mode 0555 (files 0444), and, when run as root
+    (whom modes do not stop), in a mount namespace of its own where ``data_dir`` is bind-mounted
+    read-only (nothing outside that process sees the mount)."""
+    for path in data_dir.iterdir():
+        path.chmod(0o444)
+    data_dir.chmod(0o555)
+    command = [ORDERS_SCRIPT, "--data-dir", str(data_dir), *arguments]
+    if os.geteuid() == 0:
+        where = shlex.quote(str(data_dir))
+        command = [
+            "unshare",
+            "--mount",
+            "sh",
+            "-c",
+            f"mount --bind {where} {where} && mount -o remount,bind,ro {where} {where} && "
+            f"exec {shlex.join(command)}",
+        ]
+    return subprocess.run(command, capture_output=True, text=True, check=False, timeout=60)
+
+
+READ_AND_WRITE = (
+    ("show", ORDER),
+    ("history", ORDER),
+    ("place", "--customer", "c", "--line", "A:1:1"),
+    ("projections", "status"),
+)
+
+
+@pytest.mark.parametrize("kind", ["missing", "a file", "corrupt"])
+def test_a_bad_data_dir_is_one_line_naming_it_and_nothing_is_created(
+    tmp_path: Path, kind: str
+) -> None:
+    if kind == "missing":
+        data_dir = named = tmp_path / "missing" / "data"
+    elif kind == "a file":
+        data_dir = named = tmp_path / "a-file"
+        data_dir.write_text("not a directory")
+    else:
+        data_dir = tmp_path / "corrupt"
+        data_dir.mkdir()
+        named = data_dir / "events.sqlite3"
+        named.write_bytes(b"this is not an SQLite database, not at all")
+    before = sorted(tmp_path.rglob("*"))
+    for arguments in READ_AND_WRITE:
+        result = orders(data_dir, *arguments)
+        line = assert_one_line_error(result, "orders: error: ", str(named))
+        assert result.exit_code == 1, (arguments, line)
+    assert sorted(tmp_path.rglob("*")) == before
+
+
+def test_a_read_only_data_dir_is_one_line_naming_it_and_nothing_is_created(
+    tmp_path: Path,
+) -> None:
+    data_dir = tmp_path / "read-only"
+    placed = orders(data_dir, "place", "--order-id", ORDER, "--customer", "c", "--line", "A:1:1")
+    assert placed.exit_code == 0, placed.output
+    before = sorted(tmp_path.rglob("*"))
+    try:
+        for arguments in (*READ_AND_WRITE, ("ship", ORDER)):
+            completed = orders_on_read_only(data_dir, *arguments)
+            assert completed.returncode == 1, (arguments, completed.stderr)
+            assert completed.stdout == ""
+            assert re.fullmatch(r"orders: error: [^\n]+\n", completed.stderr), completed.stderr
+            assert f"{data_dir / 'events.sqlite3'} is read-only" in completed.stderr
+    finally:
+        data_dir.chmod(0o755)
+    assert sorted(tmp_path.rglob("*")) == before

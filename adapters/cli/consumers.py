@@ -8,19 +8,16 @@ from types import FrameType
 from typing import Annotated
 
 import typer
-from botocore.exceptions import BotoCoreError, ClientError
-from rich.console import Console
 
 from adapters.bootstrap.clients import sqs_client
-from adapters.bootstrap.consumers import Consumer, ConsumerConfigError, dispatcher
+from adapters.bootstrap.consumers import Consumer, dispatcher
 from adapters.cli.context import Backends, backends, runtime_of
+from adapters.cli.output import note
 from adapters.observability.observed import observe_consumer
 from adapters.observability.telemetry import get_logger
-from adapters.sqs.worker import BatchOutcome, QueueError, SqsConsumer, queue_url
+from adapters.sqs.worker import BatchOutcome, SqsConsumer, queue_url
 
 consumers_app = typer.Typer(no_args_is_help=True, help="SQS consumers: views, notifications, saga.")
-console = Console(width=160)
-errors = Console(stderr=True)
 
 
 @consumers_app.command("run")
@@ -69,51 +66,42 @@ def run(
             chosen.append(backends(context))
         return chosen[0]
 
-    try:
-        record_handler = observe_consumer(
-            dispatcher(
-                consumer or [Consumer.VIEWS],
-                service=lambda: chosen_backends().service,
-                view_store=lambda: chosen_backends().store,
-                settings=settings,
-            ),
-            runtime.metrics,
-            get_logger(),
-            ",".join(c.value for c in consumer or [Consumer.VIEWS]),
-        )
-        client = sqs_client(settings, wait_seconds=wait_seconds)
-        worker = SqsConsumer(
-            client,
-            queue_url(client, queue),
-            record_handler,
-            batch_size=batch_size,
-            wait_seconds=wait_seconds,
-            visibility_timeout=visibility_timeout,
-            retry_delay=retry_delay,
-        )
-    except (ConsumerConfigError, QueueError, BotoCoreError, ClientError) as error:
-        errors.print(f"error: {error}", markup=False, highlight=False)
-        raise typer.Exit(1) from None
-
+    record_handler = observe_consumer(
+        dispatcher(
+            consumer or [Consumer.VIEWS],
+            service=lambda: chosen_backends().service,
+            view_store=lambda: chosen_backends().store,
+            settings=settings,
+        ),
+        runtime.metrics,
+        get_logger(),
+        ",".join(c.value for c in consumer or [Consumer.VIEWS]),
+    )
+    client = sqs_client(settings, wait_seconds=wait_seconds)
+    worker = SqsConsumer(
+        client,
+        queue_url(client, queue),
+        record_handler,
+        batch_size=batch_size,
+        wait_seconds=wait_seconds,
+        visibility_timeout=visibility_timeout,
+        retry_delay=retry_delay,
+    )
     stop = threading.Event()
 
     def request_stop(signum: int, _: FrameType | None) -> None:
-        console.print(f"{signal.Signals(signum).name}: stopping after the batch in work")
+        note(f"{signal.Signals(signum).name}: stopping after the batch in work")
         stop.set()
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
-    console.print(f"consuming {queue} ({', '.join(c.value for c in consumer or [Consumer.VIEWS])})")
-    try:
-        worker.run(stop, on_batch=_report)
-    except (BotoCoreError, ClientError) as error:
-        errors.print(f"error: {error}", markup=False, highlight=False)
-        raise typer.Exit(1) from None
-    console.print("stopped")
+    note(f"consuming {queue} ({', '.join(c.value for c in consumer or [Consumer.VIEWS])})")
+    worker.run(stop, on_batch=_report)
+    note("stopped")
 
 
 def _report(outcome: BatchOutcome) -> None:
-    console.print(
+    note(
         f"received {outcome.received}, handled {outcome.succeeded}, "
         f"failed {len(outcome.failed)}, dead-lettered {outcome.dead_lettered}"
     )

@@ -10,14 +10,29 @@ from __future__ import annotations
 import random
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import Annotated, Any
 from uuid import UUID, uuid4
 
+import typer
+from eventsourcing.utils import get_topic
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
+
+from adapters.bootstrap.consumers import local_dead_letters
+from adapters.bootstrap.projections import runners
+from adapters.cli.context import backends, runtime_of
+from adapters.cli.output import console, emit, stderr_console, wants_json
+from adapters.cli.projections import rebuild_document, report
 from adapters.consumers.dispatcher import PAYMENT_DETAIL_TYPES, Dispatcher
 from adapters.consumers.saga import PaymentSaga
-from orders import OrderError, OrderLine, OrderService
+from orders import OrderError, OrderLine, OrderPlaced, OrderService, OrderStatus
+from projections.ports import ViewStore
+from projections.rebuild import Rebuild
+from projections.views import PROJECTIONS, OrderViews
 from schemas import to_json
 from schemas.payments import payment_succeeded
 
@@ -132,3 +147,129 @@ def run_demo(
         on_order_done()
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def stored_order_ids(service: OrderService) -> list[UUID]:
+    """Every order the store holds (every run's), from the log's ``OrderPlaced`` notifications."""
+    topic = get_topic(OrderPlaced)
+    found: list[UUID] = []
+    position = 0
+    while page := service.recorder.select_notifications(
+        position + 1, 1000, topics=[topic], inclusive_of_start=True
+    ):
+        found += [UUID(str(notification.originator_id)) for notification in page]
+        position = page[-1].id
+    return found
+
+
+def demo_views(
+    service: OrderService, store: ViewStore, statuses: Mapping[UUID, str], out: Console
+) -> list[dict[str, Any]]:
+    """The demo's read side: bring the views up to date in-process, show them beside the
+    aggregates on ``out``; the rows shown. ``statuses`` is every stored order's status (every
+    run's, as the view counts them)."""
+    for worker in runners(service, store):
+        worker.catch_up()
+    generation, rows = OrderViews(store).totals()
+    table = Table(title=f"orders_by_status view (generation {generation}) beside the aggregates")
+    for column in ("status", "orders (view)", "orders (aggregates)", "total (view)"):
+        table.add_column(column, justify="left" if column == "status" else "right", overflow="fold")
+    shown = []
+    for row in rows:
+        counted = sum(1 for status in statuses.values() if status == row.status)
+        table.add_row(row.status, str(row.orders), str(counted), f"{row.total} {row.currency}")
+        shown.append(
+            {
+                "status": row.status,
+                "currency": row.currency,
+                "orders_in_view": row.orders,
+                "orders_in_aggregates": counted,
+                "total_in_view": str(row.total),
+            }
+        )
+    out.print(table)
+    return shown
+
+
+def demo_rebuild(service: OrderService, store: ViewStore, *, as_json: bool) -> dict[str, Any]:
+    """The demo's last step: rebuild a view from the log and verify it equals the live one;
+    printed as text unless ``as_json``, returned as JSON."""
+    projection = PROJECTIONS["orders_by_status"]
+    decode = service.mapper.to_domain_event
+    result = Rebuild(projection, store, service.recorder, decode, grace_seconds=0).run(verify=True)
+    if not as_json:
+        report(result)
+    return rebuild_document(result)
+
+
+demo_app = typer.Typer()
+
+
+@demo_app.command()
+def demo(
+    context: typer.Context,
+    order_count: Annotated[
+        int, typer.Option("--orders", min=1, help="How many orders to place")
+    ] = 300,
+    seed: Annotated[int, typer.Option(help="Seed of the random journeys")] = 7,
+) -> None:
+    """Place and advance a few hundred orders, audit one, show the views and the downstream
+    views, and end by rebuilding a view and verifying it equals the live one."""
+    from adapters.cli.commands import history_text, order_text  # noqa: PLC0415
+    from adapters.cli.downstream import demo_downstream  # noqa: PLC0415
+    from adapters.dynamodb.indexer import indexing  # noqa: PLC0415
+
+    service, views = (chosen := backends(context)).service, chosen.store
+    with (
+        Progress(console=stderr_console(), transient=True) as progress,
+        indexing(service.factory),
+    ):
+        task = progress.add_task("placing and advancing orders", total=order_count)
+        summary = run_demo(service, order_count, seed, lambda: progress.advance(task))
+
+    # Every stored order, as the views count them: a second run shows both runs on both sides.
+    statuses = {
+        order_id: service.get_order(order_id).status for order_id in stored_order_ids(service)
+    }
+    figures = {
+        "orders_placed": len(summary.placed),
+        "orders_stored": len(statuses),
+        "commands_sent": summary.commands,
+        "commands_refused": sum(summary.rejected.values()),
+        "events_in_the_notification_log": service.recorder.max_notification_id() or 0,
+        "commands_per_second": round(summary.commands / summary.seconds),
+    }
+    for status in OrderStatus:  # Of every stored order, as the views count them.
+        figures[f"orders_{status}"] = sum(1 for s in statuses.values() if s == status)
+    as_json = wants_json(context)
+    # In JSON mode the tables go to stderr and stdout holds one document.
+    out = stderr_console() if as_json else console()
+    table = Table(title="demo summary")
+    table.add_column("figure", overflow="fold")
+    table.add_column("value", justify="right", overflow="fold")
+    for figure, value in figures.items():
+        table.add_row(figure.replace("_", " "), f"{value:,}")
+    out.print(table)
+    for rule, message in sorted(summary.rejection_examples.items()):
+        out.print(f"refused ({summary.rejected[rule]}x): {message}", markup=False)
+
+    audited = max(summary.placed, key=lambda order_id: service.get_order(order_id).version)
+    out.print(history_text(audited, service.audit(audited)), markup=False)
+    out.print(f"\nstate at version 1\n{order_text(service.get_order(audited, version=1))}")
+    out.print(f"\nstate now\n{order_text(service.get_order(audited))}\n", markup=False)
+    shown = demo_views(service, views, statuses, out)
+    dead_letters = local_dead_letters(runtime_of(context).settings)
+    relayed = demo_downstream(
+        service, views, dead_letters, service.get_order(audited).customer_id, out
+    )
+    rebuilt = demo_rebuild(service, views, as_json=as_json)
+    if as_json:
+        document = {
+            "figures": figures,
+            "refused": dict(summary.rejected),
+            "audited_order_id": str(audited),
+            "orders_by_status": shown,
+            "downstream": relayed,
+            "rebuild": rebuilt,
+        }
+        emit(context, document)

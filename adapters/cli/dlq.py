@@ -11,24 +11,23 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated
 
-import boto3
 import typer
-from botocore.exceptions import BotoCoreError, ClientError
-from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
+from adapters.bootstrap.clients import sqs_client
 from adapters.bootstrap.consumers import local_dead_letters, local_handlers
 from adapters.cli.context import backends, runtime_of
+from adapters.cli.errors import CommandError
+from adapters.cli.output import console, emit, printable, wants_json
 from adapters.eventbridge.wiring import BusWiring
-from adapters.sqs.dead_letters import RedriveError, dead_letters, redrive
+from adapters.sqs.dead_letters import dead_letters, redrive
 from adapters.sqs.worker import QueueError, queue_url, redrive_policy
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
 
 dlq_app = typer.Typer(no_args_is_help=True, help="Dead-letter queues: list and redrive.")
-console = Console(width=160)
-errors = Console(stderr=True)
 
 QueueArgument = Annotated[
     str,
@@ -40,19 +39,14 @@ WaitOption = Annotated[
 ]
 
 
-def _queues(queue: str) -> tuple[SQSClient, str, str]:
-    client = boto3.client("sqs")
+def _queues(context: typer.Context, queue: str) -> tuple[SQSClient, str, str]:
+    client = sqs_client(runtime_of(context).settings, wait_seconds=20)
     url = queue_url(client, queue)
     policy = redrive_policy(client, url)
     if policy is None:
         msg = f"queue {queue!r} has no dead-letter queue (no RedrivePolicy)"
         raise QueueError(msg)
     return client, url, policy.dead_letter_url
-
-
-def _fail(error: Exception) -> typer.Exit:
-    errors.print(f"error: {error}", markup=False, highlight=False)
-    return typer.Exit(1)
 
 
 class Transport(StrEnum):
@@ -71,7 +65,7 @@ def _local_route(queue: str) -> str:
     routes = [route.name for route in BusWiring().routes]
     if queue not in routes:
         msg = f"the local bus has no route {queue!r} (routes: {', '.join(routes)})"
-        raise QueueError(msg)
+        raise CommandError(msg)
     return queue
 
 
@@ -84,24 +78,42 @@ def list_dead_letters(
     transport: TransportOption = Transport.SQS,
 ) -> None:
     """Show the dead letters of QUEUE with why each is there (left in place)."""
-    table = Table(title=f"dead letters of {queue}")
+    if transport is Transport.IN_PROCESS:
+        local = local_dead_letters(runtime_of(context).settings).list(_local_route(queue), limit)
+        rows = [
+            {
+                "message_id": x.event_id,
+                "receives": str(x.attempts),
+                "reason": x.reason,
+                "body": x.body,
+            }
+            for x in local
+        ]
+    else:
+        client, _, dead_letter_url = _queues(context, queue)
+        rows = [
+            {
+                "message_id": letter.message_id,
+                "receives": letter.receives,
+                "reason": letter.reason,
+                "body": letter.body,
+            }
+            for letter in dead_letters(client, dead_letter_url, limit, wait_seconds=wait_seconds)
+        ]
+    if wants_json(context):
+        emit(context, {"queue": queue, "dead_letters": rows})
+        return
+    table = Table(title=f"{len(rows)} dead letter(s) of {queue}")
     for column in ("message id", "receives", "reason", "body"):
         table.add_column(column, overflow="fold")
-    try:
-        if transport is Transport.IN_PROCESS:
-            letters = local_dead_letters(runtime_of(context).settings).list(
-                _local_route(queue), limit
-            )
-            for local in letters:
-                table.add_row(local.event_id, str(local.attempts), local.reason, local.body[:120])
-        else:
-            client, _, dead_letter_url = _queues(queue)
-            for letter in dead_letters(client, dead_letter_url, limit, wait_seconds=wait_seconds):
-                table.add_row(letter.message_id, letter.receives, letter.reason, letter.body[:120])
-    except (QueueError, BotoCoreError, ClientError) as error:
-        raise _fail(error) from None
-    table.title = f"{table.row_count} dead letter(s) of {queue}"
-    console.print(table)
+    for row in rows:
+        table.add_row(
+            Text(printable(row["message_id"])),
+            Text(printable(row["receives"])),
+            Text(printable(row["reason"])),
+            Text(printable(row["body"][:120])),
+        )
+    console().print(table)
 
 
 @dlq_app.command("redrive")
@@ -119,15 +131,15 @@ def redrive_dead_letters(
     In process, each is handed to the route's consumer again; one that succeeds is
     removed, one that fails again stays with its new reason.
     """
-    try:
-        if transport is Transport.IN_PROCESS:
-            moved = _redrive_local(context, _local_route(queue), limit)
-        else:
-            client, url, dead_letter_url = _queues(queue)
-            moved = redrive(client, dead_letter_url, url, limit, wait_seconds=wait_seconds)
-    except (QueueError, RedriveError, BotoCoreError, ClientError) as error:
-        raise _fail(error) from None
-    console.print(f"redrove {moved} message(s) to {queue}")
+    if transport is Transport.IN_PROCESS:
+        moved = _redrive_local(context, _local_route(queue), limit)
+    else:
+        client, url, dead_letter_url = _queues(context, queue)
+        moved = redrive(client, dead_letter_url, url, limit, wait_seconds=wait_seconds)
+    if wants_json(context):
+        emit(context, {"queue": queue, "redriven": moved})
+    else:
+        typer.echo(f"redrove {moved} message(s) to {queue}")
 
 
 def _redrive_local(context: typer.Context, route: str, limit: int | None) -> int:
@@ -135,11 +147,11 @@ def _redrive_local(context: typer.Context, route: str, limit: int | None) -> int
     handlers = local_handlers(chosen.service, chosen.store)
     if route not in handlers:
         msg = f"the local bus has no consumer on route {route!r} (only {', '.join(handlers)})"
-        raise QueueError(msg)
+        raise CommandError(msg)
     outcome = local_dead_letters(runtime_of(context).settings).redrive(
         route, handlers[route], limit
     )
     if outcome.failed:
         msg = f"{outcome.failed} dead letter(s) of {route} failed again ({outcome.applied} applied)"
-        raise QueueError(msg)
+        raise CommandError(msg)
     return outcome.applied

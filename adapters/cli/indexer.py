@@ -10,17 +10,15 @@ from __future__ import annotations
 import signal
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from types import FrameType
 from typing import Annotated, Any
 
 import typer
-from eventsourcing.persistence import PersistenceError
-from rich.console import Console
 
 from adapters.bootstrap.indexer import configured_indexer
 from adapters.cli.context import runtime_of
+from adapters.cli.errors import CommandError
+from adapters.cli.output import emit, note, wants_json
 from adapters.dynamodb.indexer import Indexer
 from adapters.dynamodb.repair import RebuildProgress, rebuild, verify
 from adapters.observability.telemetry import INDEXER_LAG
@@ -29,18 +27,6 @@ indexer_app = typer.Typer(
     no_args_is_help=True,
     help="The indexed write mode's indexer: builds the notification log from the table's stream.",
 )
-console = Console()
-errors = Console(stderr=True)
-
-
-@contextmanager
-def _operational_errors() -> Iterator[None]:
-    """Operational errors as one line on stderr and exit status 1."""
-    try:
-        yield
-    except (PersistenceError, OSError, ValueError, TimeoutError) as error:
-        errors.print(f"indexer: {error}", markup=False, highlight=False)
-        raise typer.Exit(1) from None
 
 
 @indexer_app.callback()
@@ -81,30 +67,25 @@ def run(
 
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
-        with _operational_errors():
-            indexer = _indexer(context, poll_interval=poll_interval)
-            indexer.load()
-            console.print(f"indexer: following the stream from id {indexer.last_id}")
-            last_report = time.monotonic()
+        indexer = _indexer(context, poll_interval=poll_interval)
+        indexer.load()
+        note(f"indexer: following the stream from id {indexer.last_id}")
+        last_report = time.monotonic()
 
-            def progress(indexed: int) -> None:
-                nonlocal last_report
-                if indexer.newest_indexed_at is not None:
-                    lag = max(0.0, time.time() - indexer.newest_indexed_at)
-                    metrics.gauge(INDEXER_LAG, lag * 1000)
-                if time.monotonic() - last_report >= 10:
-                    last_report = time.monotonic()
-                    metrics.flush()
-                    console.print(
-                        f"indexer: {indexer.events_indexed} events indexed, last id "
-                        f"{indexer.last_id}"
-                    )
+        def progress(indexed: int) -> None:
+            nonlocal last_report
+            if indexer.newest_indexed_at is not None:
+                lag = max(0.0, time.time() - indexer.newest_indexed_at)
+                metrics.gauge(INDEXER_LAG, lag * 1000)
+            if time.monotonic() - last_report >= 10:
+                last_report = time.monotonic()
+                metrics.flush()
+                note(f"indexer: {indexer.events_indexed} events indexed, last id {indexer.last_id}")
 
-            indexer.run(stopping, on_write=progress)
-            console.print(
-                f"indexer: stopped; {indexer.events_indexed} events indexed, last id "
-                f"{indexer.last_id}"
-            )
+        indexer.run(stopping, on_write=progress)
+        note(
+            f"indexer: stopped; {indexer.events_indexed} events indexed, last id {indexer.last_id}"
+        )
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
@@ -113,8 +94,7 @@ def run(
 @indexer_app.command()
 def status(context: typer.Context) -> None:
     """Show how far the log is and how far behind the stream it is."""
-    with _operational_errors():
-        state = _indexer(context).status()
+    state = _indexer(context).status()
     written = (
         f"{time.time() - state.written_at:.1f} s ago" if state.written_at is not None else "never"
     )
@@ -123,30 +103,40 @@ def status(context: typer.Context) -> None:
         if state.oldest_pending_age is not None
         else ""
     )
-    console.print(f"last id: {state.last_id} (last indexer write {written})")
+    if wants_json(context):
+        emit(
+            context,
+            {
+                "last_id": state.last_id,
+                "written_at": state.written_at,
+                "pending_events": state.pending_events,
+                "more_pending": state.more_pending,
+                "oldest_pending_age": state.oldest_pending_age,
+                "shards": len(state.checkpoint),
+            },
+        )
+        return
+    typer.echo(f"last id: {state.last_id} (last indexer write {written})")
     at_least = "at least " if state.more_pending else ""
-    console.print(
+    typer.echo(
         f"events in the stream not indexed yet: {at_least}{state.pending_events}{age}"
         " (one page per shard read)"
     )
-    console.print(f"checkpoint: {len(state.checkpoint)} shard(s)")
+    typer.echo(f"checkpoint: {len(state.checkpoint)} shard(s)")
 
 
 @indexer_app.command("verify")
 def verify_command(context: typer.Context) -> None:
     """Compare the log with the stream items; exit status 1 if they differ."""
-    with _operational_errors():
-        indexer = _indexer(context)
-        report = verify(indexer.datastore, indexer.events_namespace)
+    indexer = _indexer(context)
+    report = verify(indexer.datastore, indexer.events_namespace)
     if report.stored_events == 0 and report.log_events == 0:
-        errors.print(
-            f"indexer: namespace {indexer.events_namespace} holds no stream items and no log: "
-            "nothing to verify (is --namespace right?)",
-            markup=False,
-            highlight=False,
+        msg = (
+            f"namespace {indexer.events_namespace} holds no stream items and no log: "
+            "nothing to verify (is --namespace right?)"
         )
-        raise typer.Exit(1)
-    console.print(
+        raise CommandError(msg)
+    typer.echo(
         f"log: {report.log_events} events, last id {report.last_id}; "
         f"stream items: {report.stored_events} events"
     )
@@ -161,10 +151,10 @@ def verify_command(context: typer.Context) -> None:
     for label, found in problems.items():
         if found:
             shown = ", ".join(map(str, found[:5])) + (" ..." if len(found) > 5 else "")
-            console.print(f"{label}: {len(found)}: {shown}", markup=False)
+            typer.echo(f"{label}: {len(found)}: {shown}")
     if not report.ok:
         raise typer.Exit(1)
-    console.print("the log holds every stored event once, in order")
+    typer.echo("the log holds every stored event once, in order")
 
 
 @indexer_app.command("rebuild")
@@ -174,12 +164,14 @@ def rebuild_command(context: typer.Context) -> None:
 
     def progress(state: RebuildProgress) -> None:
         if state.pages % 10 == 0:
-            console.print(
+            note(
                 f"rebuild: {state.items_scanned} stream items scanned, "
                 f"{state.events_appended} events appended"
             )
 
-    with _operational_errors():
-        indexer = _indexer(context)
-        appended = rebuild(indexer, progress=progress)
-    console.print(f"rebuild: {appended} events appended, last id {indexer.last_id}")
+    indexer = _indexer(context)
+    appended = rebuild(indexer, progress=progress)
+    if wants_json(context):
+        emit(context, {"appended": appended, "last_id": indexer.last_id})
+    else:
+        typer.echo(f"rebuild: {appended} events appended, last id {indexer.last_id}")

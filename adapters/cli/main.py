@@ -1,66 +1,139 @@
-"""The ``orders`` command: the one composition root that builds backends from configuration."""
+"""The ``orders`` command: reads the settings once (``adapters.settings``) and hands every
+command what the composition root (``adapters.bootstrap``) builds from them.
+
+Starting is cheap: this module imports typer only; each command imports what it needs when it
+runs, and the sub-apps (``orders projections ...``) are loaded only when one of their commands
+is run or their help is asked for (:class:`OrdersGroup`).
+"""
 
 from __future__ import annotations
 
-import json
-import sys
-from collections.abc import Callable
-from datetime import datetime
-from decimal import Decimal, InvalidOperation
+import importlib
 from pathlib import Path
-from typing import Annotated
-from uuid import UUID
+from typing import Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.progress import Progress
-from rich.table import Table
+from typer._click import Command, Context, HelpFormatter  # typer vendors click
 
-from adapters.bootstrap.consumers import local_dead_letters
-from adapters.bootstrap.service import metrics_of
+from adapters.cli import commands, package
 from adapters.cli.config import show_config
-from adapters.cli.consumers import consumers_app
-from adapters.cli.context import Runtime, backends, runtime_of
-from adapters.cli.demo import run_demo
-from adapters.cli.dlq import dlq_app
-from adapters.cli.downstream import demo_downstream, downstream_app
+from adapters.cli.context import Runtime
 from adapters.cli.errors import OneLineErrors
-from adapters.cli.indexer import indexer_app
-from adapters.cli.parked import parked_app
-from adapters.cli.projections import demo_rebuild, demo_views, projections_app
-from adapters.cli.relay import bus_app, relay_app
-from adapters.dynamodb.indexer import indexing
-from adapters.settings import Backend, Settings
-from orders import Order, OrderLine, OrderRuleError, OrderService
+from adapters.cli.output import META_KEY, Format
 
-# Errors become one line on stderr (see adapters.cli.errors). Help is plain text: rich markup
-# would swallow "[default: ...]" and every other bracket in a help text.
+LAZY_APPS: dict[str, tuple[str, str, str]] = {
+    "consumers": ("adapters.cli.consumers", "consumers_app", "SQS consumers: views, saga."),
+    "dlq": ("adapters.cli.dlq", "dlq_app", "Dead-letter queues: list and redrive."),
+    "downstream": (
+        "adapters.cli.downstream",
+        "downstream_app",
+        "Views kept by the SQS consumers: customers, sales, statuses",
+    ),
+    "projections": (
+        "adapters.cli.projections",
+        "projections_app",
+        "Read models: run, status, rebuild, query",
+    ),
+    "indexer": ("adapters.cli.indexer", "indexer_app", "The indexed write mode's indexer."),
+    "relay": ("adapters.cli.relay", "relay_app", "The outbox relay: the log to the bus."),
+    "bus": ("adapters.cli.relay", "bus_app", "The event bus, its rules and queues."),
+    "log": ("adapters.cli.log", "log_app", "The notification log: follow it."),
+    "parked": (
+        "adapters.cli.parked",
+        "parked_app",
+        "Orders a relay or a projection parked: list, retry, skip.",
+    ),
+}
+"""Sub-apps by name: (module, Typer attribute, one-line help for ``orders --help``)."""
+
+LAZY_COMMANDS: dict[str, tuple[str, str, str]] = {
+    "demo": (
+        "adapters.cli.demo",
+        "demo_app",
+        "Place and advance orders; show the audit, views, a rebuild.",
+    ),
+}
+"""Root commands loaded when run, as :data:`LAZY_APPS` (each a Typer of one command)."""
+
+
+def _lazy(name: str) -> tuple[str, str, str] | None:
+    return LAZY_APPS.get(name) or LAZY_COMMANDS.get(name)
+
+
+class OrdersGroup(OneLineErrors):
+    """The root group: what :data:`LAZY_APPS` and :data:`LAZY_COMMANDS` name is imported only
+    when it runs (or its help is shown)."""
+
+    def list_commands(self, ctx: Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), *LAZY_APPS, *LAZY_COMMANDS])
+
+    def get_command(self, ctx: Context, cmd_name: str) -> Command | None:
+        lazy = _lazy(cmd_name)
+        if lazy is None:
+            return super().get_command(ctx, cmd_name)
+        module, attribute, _ = lazy
+        sub_app = getattr(importlib.import_module(module), attribute)
+        build = typer.main.get_group if cmd_name in LAZY_APPS else typer.main.get_command
+        command: Command = build(sub_app)
+        command.name = cmd_name
+        _plain_help(command)
+        return command
+
+    def format_commands(self, ctx: Context, formatter: HelpFormatter) -> None:
+        rows = [
+            (name, lazy[2] if (lazy := _lazy(name)) else self._short_help(ctx, name))
+            for name in self.list_commands(ctx)
+        ]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+    def _short_help(self, ctx: Context, name: str) -> str:
+        command = super().get_command(ctx, name)
+        return command.get_short_help_str(limit=120) if command else ""
+
+
+def _plain_help(command: Command) -> None:
+    """Plain-text help for ``command`` and everything under it, as the root's (a sub-app
+    added with ``add_typer`` would inherit it; one loaded lazily does not)."""
+    command.rich_markup_mode = None  # type: ignore[attr-defined]
+    for sub in getattr(command, "commands", {}).values():
+        _plain_help(sub)
+
+
+# Help is plain text: rich markup would swallow "[default: ...]" and every other bracket.
 app = typer.Typer(
     name="orders",
-    cls=OneLineErrors,
+    cls=OrdersGroup,
     no_args_is_help=True,
     rich_markup_mode=None,
     pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
-app.add_typer(consumers_app, name="consumers")
-app.add_typer(dlq_app, name="dlq")
-app.add_typer(downstream_app, name="downstream")
-app.add_typer(projections_app, name="projections")
-app.add_typer(indexer_app, name="indexer")
-app.add_typer(relay_app, name="relay")
-app.add_typer(bus_app, name="bus")
+for _command in commands.ORDER_COMMANDS:
+    app.command(_command.__name__.rstrip("_").replace("_", "-"))(_command)
+app.command("package")(package.package)
 app.command("config")(show_config)
-app.add_typer(parked_app, name="parked")
-# Piped output (CI logs, tests) gets a width that fits uuids and timestamps instead of 80 columns.
-console = Console(width=None if sys.stdout.isatty() else 160)
+
+
+def show_version(value: bool) -> None:
+    """``--version``: print the installed version and stop."""
+    if value:
+        from importlib.metadata import version  # noqa: PLC0415
+
+        typer.echo(f"orders {version('eventsourced-orders')}")
+        raise typer.Exit
 
 
 @app.callback()
 def choose_backend(
     context: typer.Context,
+    *,
     backend: Annotated[
-        Backend | None,
-        typer.Option(help="Where events are stored [default: $ORDERS_BACKEND or local]"),
+        str | None,
+        typer.Option(
+            help="Where events are stored: local, dynamodb or memory "
+            "[default: $ORDERS_BACKEND or local]"
+        ),
     ] = None,
     data_dir: Annotated[
         Path | None,
@@ -75,286 +148,42 @@ def choose_backend(
             help="The DynamoDB event store table [default: $DYNAMODB_TABLE_NAME or orders-events]"
         ),
     ] = None,
+    output: Annotated[
+        Format,
+        typer.Option(
+            "--output",
+            "-o",
+            help="What commands print on stdout: text, json (one document) or jsonl (one "
+            "object per line); progress and errors always go to stderr",
+        ),
+    ] = Format.TEXT,
+    as_json: Annotated[bool, typer.Option("--json", help="Same as --output json")] = False,
+    as_jsonl: Annotated[bool, typer.Option("--jsonl", help="Same as --output jsonl")] = False,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=show_version, is_eager=True, help="Print the version and exit"
+        ),
+    ] = False,
 ) -> None:
-    """Event-sourced order service: demo, audit and operations."""
+    """Event-sourced order service: demo, audit and operations.
+
+    Global options are accepted before or after the subcommand. Exit status: 0 ok,
+    1 operational error, 2 usage error, 3 verify mismatch. Every setting and where it came
+    from: orders config.
+    """
+    from adapters.bootstrap.service import metrics_of  # noqa: PLC0415 - imported when run
+    from adapters.settings import Settings  # noqa: PLC0415
+
+    if as_json and as_jsonl:
+        raise typer.BadParameter("give --json or --jsonl, not both")
     settings = Settings.load(backend=backend, data_dir=data_dir, events_table=table)
     metrics = metrics_of(settings)
     context.call_on_close(metrics.flush)
+    context.meta[META_KEY] = Format.JSON if as_json else Format.JSONL if as_jsonl else output
     context.obj = Runtime(settings, metrics)
 
 
-def service_of(context: typer.Context) -> OrderService:
-    return runtime_of(context).service()
-
-
-def order_table(order: Order) -> Table:
-    table = Table(title=f"state at version {order.version}", show_header=False)
-    table.add_row("order", str(order.id))
-    table.add_row("customer", order.customer_id)
-    table.add_row("status", order.status)
-    table.add_row(
-        "lines",
-        ", ".join(f"{line.quantity} x {line.sku} @ {line.unit_price}" for line in order.lines),
-    )
-    table.add_row("total", f"{order.total} {order.currency}")
-    return table
-
-
-def history_table(service: OrderService, order_id: UUID) -> Table:
-    table = Table(title=f"history of order {order_id}")
-    for column in (
-        "version",
-        "event",
-        "recorded at (UTC)",
-        "correlation id",
-        "caused by",
-        "details",
-        "changed",
-    ):
-        table.add_column(column)
-    for entry, audited in zip(service.history(order_id), service.audit(order_id), strict=True):
-        table.add_row(
-            str(entry.version),
-            entry.type_name,
-            entry.timestamp.isoformat(timespec="milliseconds"),
-            entry.correlation_id,
-            entry.causation_id or "",
-            ", ".join(f"{name}={value}" for name, value in entry.details.items()),
-            ", ".join(
-                f"{name}: {change['before']} -> {change['after']}"
-                for name, change in audited.changes.items()
-                if name not in {"order_id", "lines"}
-            ),
-        )
-    return table
-
-
-@app.command()
-def demo(
-    context: typer.Context,
-    order_count: Annotated[
-        int, typer.Option("--orders", min=1, help="How many orders to place")
-    ] = 300,
-    seed: Annotated[int, typer.Option(help="Seed of the random journeys")] = 7,
-) -> None:
-    """Place and advance a few hundred orders, audit one, show the views and the downstream
-    views, and end by rebuilding a view and verifying it equals the live one."""
-    service, views = (chosen := backends(context)).service, chosen.store
-    with Progress(console=console, transient=True) as progress, indexing(service.factory):
-        task = progress.add_task("placing and advancing orders", total=order_count)
-        summary = run_demo(service, order_count, seed, lambda: progress.advance(task))
-
-    statuses = {order_id: service.get_order(order_id).status for order_id in summary.placed}
-    table = Table(title="demo summary")
-    table.add_column("figure")
-    table.add_column("value", justify="right")
-    table.add_row("orders placed", str(len(summary.placed)))
-    table.add_row("commands sent", str(summary.commands))
-    table.add_row("commands refused (nothing recorded)", str(sum(summary.rejected.values())))
-    table.add_row("events in the notification log", str(service.recorder.max_notification_id()))
-    table.add_row("commands per second", f"{summary.commands / summary.seconds:,.0f}")
-    for status in ("pending", "processing", "completed", "cancelled"):
-        table.add_row(f"orders {status}", str(sum(1 for s in statuses.values() if s == status)))
-    console.print(table)
-    for rule, message in sorted(summary.rejection_examples.items()):
-        console.print(f"refused ({summary.rejected[rule]}x): {message}")
-
-    audited = max(summary.placed, key=lambda order_id: service.get_order(order_id).version)
-    console.print(history_table(service, audited))
-    console.print(order_table(service.get_order(audited, version=1)))
-    console.print(order_table(service.get_order(audited)))
-    demo_views(service, views, statuses)
-    customer_id = service.get_order(audited).customer_id
-    demo_downstream(service, views, local_dead_letters(runtime_of(context).settings), customer_id)
-    demo_rebuild(service, views)
-
-
-def aware_time(value: str) -> datetime:
-    """A time with its UTC offset (``2026-11-27T09:00:00+00:00`` or ``...Z``)."""
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        msg = f"{value!r} is not an ISO 8601 time such as 2026-11-27T09:00:00+00:00"
-        raise typer.BadParameter(msg) from None
-    if parsed.utcoffset() is None:
-        msg = f"{value!r} has no UTC offset; add one, as in {value}+00:00"
-        raise typer.BadParameter(msg)
-    return parsed
-
-
-def order_line(value: str) -> OrderLine:
-    """``SKU:QUANTITY:UNIT_PRICE``, as ``BOOK-001:2:12.50``."""
-    sku, _, rest = value.partition(":")
-    quantity, _, unit_price = rest.partition(":")
-    try:
-        return OrderLine(sku, int(quantity), Decimal(unit_price))
-    except OrderRuleError as error:
-        raise typer.BadParameter(f"{value!r}: {error}") from None
-    except (ValueError, InvalidOperation):
-        msg = f"{value!r} is not SKU:QUANTITY:UNIT_PRICE, as BOOK-001:2:12.50"
-        raise typer.BadParameter(msg) from None
-
-
-def decimal_amount(value: str) -> Decimal:
-    """A decimal amount, as ``25.00``."""
-    try:
-        return Decimal(value)
-    except InvalidOperation:
-        raise typer.BadParameter(f"{value!r} is not a decimal amount, as 25.00") from None
-
-
-OrderId = Annotated[UUID, typer.Argument(help="The order's id (a uuid)")]
-CorrelationId = Annotated[
-    str | None,
-    typer.Option(help="Groups the work of one business transaction [default: a new uuid]"),
-]
-CausationId = Annotated[str | None, typer.Option(help="The message that caused this command")]
-
-
-@app.command()
-def show(
-    context: typer.Context,
-    order_id: OrderId,
-    version: Annotated[int | None, typer.Option(help="State as of this version")] = None,
-    as_of: Annotated[
-        datetime | None,
-        typer.Option(parser=aware_time, help="State as of this time (with its UTC offset)"),
-    ] = None,
-) -> None:
-    """Show an order's state, now or as of a version or a time."""
-    service = runtime_of(context).existing_service(order_id)
-    console.print(order_table(service.get_order(order_id, version=version, as_of=as_of)))
-
-
-@app.command()
-def history(
-    context: typer.Context,
-    order_id: OrderId,
-    as_json: Annotated[
-        bool, typer.Option("--json", help="One JSON document: the order id and its events")
-    ] = False,
-    as_jsonl: Annotated[
-        bool, typer.Option("--jsonl", help="One JSON object per event, one per line")
-    ] = False,
-) -> None:
-    """Every event of an order: who/why (correlation ids), its payload, what it changed."""
-    if as_json and as_jsonl:
-        raise typer.BadParameter("give --json or --jsonl, not both")
-    service = runtime_of(context).existing_service(order_id)
-    if as_json or as_jsonl:
-        entries = [entry.to_json() for entry in service.audit(order_id)]
-        if as_jsonl:
-            for entry in entries:
-                typer.echo(json.dumps(entry))
-        else:
-            typer.echo(json.dumps({"order_id": str(order_id), "events": entries}, indent=2))
-        return
-    console.print(history_table(service, order_id))
-
-
-@app.command()
-def place(
-    context: typer.Context,
-    *,
-    customer: Annotated[str, typer.Option(help="The customer's id")],
-    line: Annotated[
-        list[OrderLine],
-        typer.Option(
-            parser=order_line,
-            metavar="SKU:QUANTITY:UNIT_PRICE",
-            help="A line, as BOOK-001:2:12.50 (repeat for more lines)",
-        ),
-    ],
-    currency: Annotated[str, typer.Option(help="ISO 4217 currency code")] = "EUR",
-    order_id: Annotated[
-        UUID | None,
-        typer.Option(
-            help="The new order's id, the idempotency key: placing the same order under it "
-            "again records nothing [default: a new uuid]"
-        ),
-    ] = None,
-    correlation_id: CorrelationId = None,
-    causation_id: CausationId = None,
-) -> None:
-    """Place an order; prints its id and version."""
-    # Check every rule of placing in memory first: a refused order opens no store (and so
-    # creates no file on a fresh local backend).
-    Order.place(customer, line, currency, order_id=order_id)
-    placed = (
-        runtime_of(context)
-        .service()
-        .place_order(
-            customer,
-            line,
-            currency,
-            order_id=order_id,
-            correlation_id=correlation_id,
-            causation_id=causation_id,
-        )
-    )
-    typer.echo(f"order {placed.order_id} version {placed.version}")
-
-
-def drive(context: typer.Context, order_id: UUID, command: Callable[[OrderService], int]) -> None:
-    """Run ``command`` on the service holding ``order_id``; print the order's version after it."""
-    version = command(runtime_of(context).existing_service(order_id))
-    typer.echo(f"order {order_id} version {version}")
-
-
-@app.command()
-def pay(
-    context: typer.Context,
-    *,
-    order_id: OrderId,
-    payment_id: Annotated[str, typer.Option(help="The payment's id (the same again: no-op)")],
-    amount: Annotated[
-        Decimal, typer.Option(parser=decimal_amount, help="The amount paid: the order total")
-    ],
-    correlation_id: CorrelationId = None,
-    causation_id: CausationId = None,
-) -> None:
-    """Confirm the payment of an order; prints its version."""
-    trace = {"correlation_id": correlation_id, "causation_id": causation_id}
-    drive(context, order_id, lambda s: s.confirm_payment(order_id, payment_id, amount, **trace))
-
-
-@app.command()
-def ship(
-    context: typer.Context,
-    order_id: OrderId,
-    correlation_id: CorrelationId = None,
-    causation_id: CausationId = None,
-) -> None:
-    """Ship a paid order; prints its version."""
-    trace = {"correlation_id": correlation_id, "causation_id": causation_id}
-    drive(context, order_id, lambda s: s.ship(order_id, **trace))
-
-
-@app.command()
-def complete(
-    context: typer.Context,
-    order_id: OrderId,
-    correlation_id: CorrelationId = None,
-    causation_id: CausationId = None,
-) -> None:
-    """Complete a shipped order; prints its version."""
-    trace = {"correlation_id": correlation_id, "causation_id": causation_id}
-    drive(context, order_id, lambda s: s.complete(order_id, **trace))
-
-
-@app.command()
-def cancel(
-    context: typer.Context,
-    order_id: OrderId,
-    reason: Annotated[str, typer.Option(help="Why the order is cancelled")],
-    correlation_id: CorrelationId = None,
-    causation_id: CausationId = None,
-) -> None:
-    """Cancel an order that has not shipped; prints its version."""
-    trace = {"correlation_id": correlation_id, "causation_id": causation_id}
-    drive(context, order_id, lambda s: s.cancel(order_id, reason, **trace))
-
-
-def main() -> None:
+def main(args: list[str] | None = None) -> Any:
     """Entry point of the ``orders`` console script."""
-    app()
+    return app(args)

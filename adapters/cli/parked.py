@@ -30,7 +30,6 @@ from adapters.bootstrap.relay import (
     relay_name,
 )
 from adapters.cli.context import Backends, backends, runtime_of
-from adapters.cli.projections import operational_errors
 from adapters.cli.relay import BusName
 from adapters.eventbridge.bus import EventBridgePublisher
 from adapters.local.bus import InProcessBus
@@ -130,74 +129,72 @@ def list_parked(
 ) -> None:
     """The parked orders, one block each: which events wait, why, since when, and what an
     operator asked."""
-    with operational_errors():
-        chosen = backends(context)
-        bus = bus or runtime_of(context).settings.bus_name
-        workers = [worker_named(chosen, worker)] if worker else every_worker(chosen, bus)
-        count = 0
-        for each in workers:
-            for parked in each.lot.parked():
-                count += 1
-                asked = parked.request.value if parked.request else "-"
-                if parked.note:
-                    asked += f": {parked.note}"
-                console.print(
-                    f"{each.name}: order {parked.order_id}",
-                    f"  events (notification ids): {_ids(parked.notification_ids)}",
-                    f"  why: {parked.reason}",
-                    f"  since: {_time(parked.parked_at)}",
-                    f"  asked: {asked}",
-                    sep="\n",
-                    overflow="fold",
-                    highlight=False,
-                    markup=False,
-                )
-        if not count:
-            console.print("no parked orders")
-        if not skipped:
-            return
-        for each in workers:
-            for record in each.lot.skipped():
-                console.print(
-                    f"{each.name}: order {record.order_id} skipped",
-                    f"  events (notification ids): {_ids(record.notification_ids)}",
-                    f"  why parked: {record.reason}",
-                    f"  skipped: {_time(record.skipped_at)}: {record.note}",
-                    sep="\n",
-                    overflow="fold",
-                    highlight=False,
-                    markup=False,
-                )
+    chosen = backends(context)
+    bus = bus or runtime_of(context).settings.bus_name
+    workers = [worker_named(chosen, worker)] if worker else every_worker(chosen, bus)
+    count = 0
+    for each in workers:
+        for parked in each.lot.parked():
+            count += 1
+            asked = parked.request.value if parked.request else "-"
+            if parked.note:
+                asked += f": {parked.note}"
+            console.print(
+                f"{each.name}: order {parked.order_id}",
+                f"  events (notification ids): {_ids(parked.notification_ids)}",
+                f"  why: {parked.reason}",
+                f"  since: {_time(parked.parked_at)}",
+                f"  asked: {asked}",
+                sep="\n",
+                overflow="fold",
+                highlight=False,
+                markup=False,
+            )
+    if not count:
+        console.print("no parked orders")
+    if not skipped:
+        return
+    for each in workers:
+        for record in each.lot.skipped():
+            console.print(
+                f"{each.name}: order {record.order_id} skipped",
+                f"  events (notification ids): {_ids(record.notification_ids)}",
+                f"  why parked: {record.reason}",
+                f"  skipped: {_time(record.skipped_at)}: {record.note}",
+                sep="\n",
+                overflow="fold",
+                highlight=False,
+                markup=False,
+            )
 
 
 def _ask(
     context: typer.Context, worker: str, order_id: UUID, request: Request, note: str | None
 ) -> None:
-    with operational_errors():
-        chosen = backends(context)
-        chosen_worker = worker_named(chosen, worker)
-        try:
-            chosen_worker.lot.ask(str(order_id), request, note)
-        except NotParkedError as error:
-            raise ValueError(str(error)) from None
-        if not settle(chosen, chosen_worker, runtime_of(context).settings):
-            typer.echo(
-                f"{worker}: {request.value} of order {order_id} recorded; the relay holding "
-                "the lease applies it in its next window"
-            )
-            return
-        left = {p.order_id: p for p in chosen_worker.lot.parked()}.get(str(order_id))
-        if left is None:
-            done = "published" if worker.startswith(RELAY) else "applied"
-            outcome = "skipped" if request is Request.SKIP else f"{done} and released"
-            typer.echo(f"{worker}: order {order_id} {outcome}")
-            return
+    chosen = backends(context)
+    chosen_worker = worker_named(chosen, worker)
+    try:
+        chosen_worker.lot.ask(str(order_id), request, note)
+    except NotParkedError as error:
+        raise ValueError(str(error)) from None
+    if not settle(chosen, chosen_worker, runtime_of(context).settings):
         typer.echo(
-            f"{worker}: order {order_id} is still parked ({_ids(left.notification_ids)}): "
-            f"{left.reason}",
-            err=True,
+            f"{worker}: {request.value} of order {order_id} recorded; the relay holding "
+            "the lease applies it in its next window"
         )
-        raise typer.Exit(1)
+        return
+    left = {p.order_id: p for p in chosen_worker.lot.parked()}.get(str(order_id))
+    if left is None:
+        done = "published" if worker.startswith(RELAY) else "applied"
+        outcome = "skipped" if request is Request.SKIP else f"{done} and released"
+        typer.echo(f"{worker}: order {order_id} {outcome}")
+        return
+    typer.echo(
+        f"{worker}: order {order_id} is still parked ({_ids(left.notification_ids)}): "
+        f"{left.reason}",
+        err=True,
+    )
+    raise typer.Exit(1)
 
 
 @parked_app.command()

@@ -9,12 +9,11 @@ AWS endpoints and credentials come from the standard variables (``AWS_ENDPOINT_U
 from __future__ import annotations
 
 import signal
-import sys
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from adapters.bootstrap.clients import events_client, sqs_client
@@ -26,6 +25,7 @@ from adapters.bootstrap.relay import (
     status_of,
 )
 from adapters.cli.context import backends, runtime_of
+from adapters.cli.output import console, emit, wants_json
 from adapters.eventbridge.bus import EventBridgePublisher, set_up_bus
 from adapters.eventbridge.wiring import BusWiring
 from adapters.local.bus import InProcessBus
@@ -35,7 +35,6 @@ from adapters.relay.ports import Publisher
 
 relay_app = typer.Typer(no_args_is_help=True, help="The outbox relay: the log to the bus.")
 bus_app = typer.Typer(no_args_is_help=True, help="The event bus, its rules and queues.")
-console = Console(width=None if sys.stdout.isatty() else 160)
 
 BusName = Annotated[
     str | None,
@@ -87,9 +86,20 @@ def bus_setup(
     settings = runtime_of(context).settings
     wiring = BusWiring(bus_name=bus or settings.bus_name, prefix=prefix)
     resources = set_up_bus(events_client(settings), sqs_client(settings), wiring)
+    if wants_json(context):
+        routes = {
+            route.name: {
+                "rule": resources.rule_arns[route.name],
+                "queue": resources.queue_urls[route.name],
+                "dead_letter_queue": resources.dead_letter_queue_urls[route.name],
+            }
+            for route in wiring.routes
+        }
+        emit(context, {"bus": resources.bus_arn, "routes": routes})
+        return
     table = Table(title=f"bus {resources.bus_arn}")
     for column in ("route", "rule", "queue", "dead-letter queue"):
-        table.add_column(column)
+        table.add_column(column, overflow="fold")
     for route in wiring.routes:
         table.add_row(
             route.name,
@@ -97,7 +107,7 @@ def bus_setup(
             resources.queue_urls[route.name],
             resources.dead_letter_queue_urls[route.name],
         )
-    console.print(table)
+    console().print(table)
 
 
 @relay_app.command("run")
@@ -147,20 +157,52 @@ def relay_run(  # noqa: PLR0917 - one parameter per option
             relay.run()
     finally:
         typer.echo(where_it_stands(relay), err=True)
+    if wants_json(context):
+        status = relay.status()
+        emit(
+            context,
+            {
+                "relay": relay.name,
+                "owner": relay.owner,
+                "position": status.position,
+                "head": status.head,
+                "lag": status.lag,
+                "published": relay.counters.published,
+                "calls": relay.counters.calls,
+                "parked": status.parked,
+            },
+        )
 
 
 @relay_app.command("status")
 def relay_status(context: typer.Context, bus: BusName = None, to: To = Target.EVENTBRIDGE) -> None:
     """Print the relay's position, the log head, the lag, the lease holder and parked orders."""
     runtime = runtime_of(context)
-    status = status_of(runtime.service(), destination(to, bus or runtime.settings.bus_name))
+    where = destination(to, bus or runtime.settings.bus_name)
+    status = status_of(runtime.existing_service(), where)
+    holder = status.holder
+    if wants_json(context):
+        lease = {"owner": holder.owner, "expires_at": holder.expires_at} if holder else None
+        emit(
+            context,
+            {
+                "relay": status.name,
+                "position": status.position,
+                "head": status.head,
+                "lag": status.lag,
+                "lease": lease,
+                "parked": status.parked,
+            },
+        )
+        return
     table = Table(title=f"relay {status.name}", show_header=False)
     table.add_row("position", str(status.position))
     table.add_row("log head", str(status.head))
     table.add_row("lag", str(status.lag))
-    holder = status.holder
+    until = datetime.fromtimestamp(holder.expires_at, UTC) if holder else None
     table.add_row(
-        "lease", f"{holder.owner} until {holder.expires_at:.3f}" if holder else "never held"
+        "lease",
+        f"{holder.owner} until {until:%Y-%m-%d %H:%M:%S} UTC" if holder and until else "none held",
     )
     table.add_row("parked orders", str(status.parked))
-    console.print(table)
+    console().print(table)

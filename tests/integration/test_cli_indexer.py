@@ -71,7 +71,7 @@ def test_the_indexer_on_the_local_backend_is_one_clear_line(tmp_path: object) ->
     result = runner.invoke(app, ["--data-dir", str(tmp_path), "indexer", "status"])
     assert result.exit_code == 1
     assert result.output.strip().splitlines() == [
-        "indexer: the indexer works on the DynamoDB backend: use --backend dynamodb"
+        "orders: error: the indexer works on the DynamoDB backend: use --backend dynamodb"
     ]
 
 
@@ -106,4 +106,4 @@ def test_the_indexer_worker_reports_its_lag_when_metrics_are_on(indexed_table: s
     # From the records' ApproximateCreationDateTime: AWS rounds it down to the second,
     # DynamoDB Local to the minute.
     assert all(0 <= lag < 120_000 for lag in lags), lags
-    assert "indexer: stopped; 3 events indexed" in stdout
+    assert "indexer: stopped; 3 events indexed" in stderr  # progress: on stderr

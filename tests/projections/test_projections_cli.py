@@ -54,7 +54,7 @@ def test_run_status_queries_and_reprojecting_an_order(tmp_path: Path) -> None:
 
 def test_operational_errors_are_one_line_and_a_non_zero_exit(tmp_path: Path) -> None:
     code, _, err = orders(tmp_path, "rebuild", "no_such_view")
-    assert code == 1
+    assert code == 2
     assert err.strip().count("\n") == 0 and "no projection named 'no_such_view'" in err
     unknown = "00000000-0000-4000-8000-000000000000"
     code, _, err = orders(tmp_path, "order", unknown)
@@ -62,9 +62,9 @@ def test_operational_errors_are_one_line_and_a_non_zero_exit(tmp_path: Path) -> 
     code, _, err = orders(tmp_path, "rebuild", "order_summary", "--order", unknown)
     assert code == 1 and unknown in err
     code, _, err = orders(tmp_path, "customer", "c-1", "--after", "garbage")
-    assert code == 1 and "not a page token" in err
+    assert code == 2 and "not a page token" in err
     code, _, err = orders(tmp_path, "run", "nothing")
-    assert code == 1 and "no projection named 'nothing'" in err
+    assert code == 2 and "no projection named 'nothing'" in err
 
 
 def test_the_demo_ends_by_rebuilding_a_view_that_equals_the_live_one(tmp_path: Path) -> None:
