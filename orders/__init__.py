@@ -22,12 +22,15 @@ from orders.events import (
     PaymentConfirmed,
 )
 from orders.service import HistoryEntry, OrderService, PlacedOrder
+from orders.streams import EventStreams, ExpectedVersionError, StreamEvent
 from orders.values import MAX_LINES, OrderLine, OrderLines, OrderState, OrderStatus, Trace
 
 __all__ = [
     "MAX_LINES",
     "ORDER_EVENT_TYPES",
     "AuditEntry",
+    "EventStreams",
+    "ExpectedVersionError",
     "HistoryEntry",
     "Order",
     "OrderCancelled",
@@ -47,5 +50,6 @@ __all__ = [
     "OrderStatus",
     "PaymentConfirmed",
     "PlacedOrder",
+    "StreamEvent",
     "Trace",
 ]
