@@ -25,12 +25,15 @@ from orders.events import (
     PaymentConfirmed,
 )
 from orders.service import HistoryEntry, OrderService, PlacedOrder
+from orders.streams import EventStreams, ExpectedVersionError, StreamEvent
 from orders.values import OrderLine, OrderLines, OrderState, OrderStatus, Trace
 
 __all__ = [
     "MAX_LINES",
     "ORDER_EVENT_TYPES",
     "AuditEntry",
+    "EventStreams",
+    "ExpectedVersionError",
     "HistoryEntry",
     "Order",
     "OrderCancelled",
@@ -52,5 +55,6 @@ __all__ = [
     "OrderStatus",
     "PaymentConfirmed",
     "PlacedOrder",
+    "StreamEvent",
     "Trace",
 ]

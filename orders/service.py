@@ -10,10 +10,15 @@ It runs unchanged on any ``eventsourcing`` persistence module named by ``PERSIST
 - ``ORDERS_RETRY_BACKOFF_MAX_SECONDS``: that cap (default 0.2), so a command that keeps losing
   a hot order keeps trying at a steady pace instead of sleeping ever longer;
 - ``AGGREGATE_CACHE_MAXSIZE`` (the library's): orders kept in memory, least recently used
-  dropped (default 1000; 0 turns the cache off). A cached order is brought up to date on
-  every load by a consistent read of only the events after it (the library's fast-forward,
-  always on here), so a command on an order this process loaded before reads one or two
-  events, not the whole stream, and never acts on stale state.
+  dropped (default 1000; 0 turns the cache off). Each saved order is put back into the
+  cache as saved.
+
+What the cache guarantees (see ``OrderService``): a command on a cached order decides on the
+cached state and sends only its conditional write (one request); the write is conditioned
+on the version decided on, so it is never committed over another writer's event: it fails,
+and the service reloads and decides again. A refusal or a no-op decided on cached state is
+confirmed by a consistent read of the events after it before it is answered. Queries
+(``get_order``) always read the events after the cached version.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import logging
 import random
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from copy import deepcopy
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -97,10 +103,16 @@ class OrderService(Application[UUID]):
     """Runs the commands of the order life cycle and answers questions about orders.
 
     Every command loads the order, lets the aggregate decide, and saves the resulting events in
-    one atomic write that fails if the order moved meanwhile. It then reloads and decides again,
-    up to ``max_attempts`` tries, before raising ``OrderConflictError``. Each command returns the
-    order's version after it; a command that changed nothing returns the version unchanged.
-    Every event carries the command's correlation id (generated when not given) and causation id.
+    one atomic write that fails if the order moved past the version decided on. It then
+    reloads and decides again, up to ``max_attempts`` tries, before raising
+    ``OrderConflictError``. Each command returns the order's version after it; a command that
+    changed nothing returns the version unchanged. Every event carries the command's
+    correlation id (generated when not given) and causation id.
+
+    An order in this process's cache is not read before deciding: the conditional write is the
+    check. What is answered without a write (a refusal, a no-op) is answered only from state
+    read from the store during the command: decided on cached state, it is decided again after
+    a consistent read of the events after the cached version (one request, usually empty).
     """
 
     SNAPSHOT_INTERVAL = "ORDERS_SNAPSHOT_INTERVAL"
@@ -130,9 +142,10 @@ class OrderService(Application[UUID]):
             environment[self.AGGREGATE_CACHE_MAXSIZE] = DEFAULT_CACHE_SIZE
         if environment[self.AGGREGATE_CACHE_MAXSIZE] == "0":
             del environment[self.AGGREGATE_CACHE_MAXSIZE]
-        # Skipping or not fast-forwarding would act on a cached order other processes moved.
-        environment[self.AGGREGATE_CACHE_FASTFORWARD] = "y"
-        environment[self.AGGREGATE_CACHE_FASTFORWARD_SKIPPING] = "n"
+        # The service brings cached orders up to date itself where an answer needs it
+        # (_current); without the library's fast-forward, the library puts each saved order
+        # back into the cache, and never mutates a cached order in place.
+        environment[self.AGGREGATE_CACHE_FASTFORWARD] = "n"
         return environment
 
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
@@ -179,7 +192,9 @@ class OrderService(Application[UUID]):
                 )
             return self.get_order(placement_id)
 
-        return PlacedOrder(placement_id, self._decide_and_save(placement_id, decide))
+        # Every placement is decided on what the store says (or on a fresh random id).
+        version = self._decide_and_save(placement_id, lambda _: (decide(), True), _unchanged)
+        return PlacedOrder(placement_id, version)
 
     def change_lines(
         self,
@@ -284,11 +299,42 @@ class OrderService(Application[UUID]):
                 "versions start at 1 (the order as placed)"
             )
             raise OrderQueryError(msg)
+        elif version is None:
+            return self._current(order_id, confirm=True)[0]
         try:
             order: Order = self.repository.get(order_id, version=version, projector_func=_replay)
         except AggregateNotFoundError:
             raise OrderNotFoundError(order_id) from None
         return order
+
+    def _current(self, order_id: UUID, *, confirm: bool) -> tuple[Order, bool]:
+        """A copy of the order to decide on, and whether it was read from the store now.
+
+        Not cached: loaded from the store (snapshot and events) and cached. Cached: the cached
+        state, brought up to date by a consistent read of the events after it if ``confirm``.
+        """
+        cache = self.repository.cache
+        try:
+            if cache is None:
+                raise KeyError(order_id)
+            order = cast("Order", deepcopy(cache.get(order_id)))
+        except KeyError:
+            try:
+                # The library's load of snapshot and events, without its cache.
+                loaded: Order = self.repository._reconstruct_aggregate(order_id, None, _replay)
+            except AggregateNotFoundError:
+                raise OrderNotFoundError(order_id) from None
+            if cache is not None:
+                cache.put(order_id, deepcopy(loaded))
+            return loaded, True
+        if not confirm:
+            return order, False
+        newer = list(self.events.get(order_id, gt=order.version))
+        if newer:
+            order = cast("Order", _replay(order, newer))
+            if cache is not None:
+                cache.put(order_id, deepcopy(order))
+        return order, True
 
     def history(self, order_id: UUID | str) -> list[HistoryEntry]:
         """Every stored event of the order, oldest first, upcast to the current event versions.
@@ -326,21 +372,41 @@ class OrderService(Application[UUID]):
         return versions[-1]
 
     def _run(self, order_id: UUID, command: Callable[[Order], None]) -> int:
-        def decide() -> Order:
-            order = self.get_order(order_id)
-            command(order)
-            return order
+        return self._decide_and_save(
+            order_id, lambda confirm: self._current(order_id, confirm=confirm), command
+        )
 
-        return self._decide_and_save(order_id, decide)
+    def _decide_and_save(
+        self,
+        order_id: UUID,
+        load: Callable[[bool], tuple[Order, bool]],
+        command: Callable[[Order], None],
+    ) -> int:
+        """Run ``command`` on the order ``load`` gives and save what it decided; the version.
 
-    def _decide_and_save(self, order_id: UUID, decide: Callable[[], Order]) -> int:
-        """Save what ``decide`` returns, deciding again on a conflict; the version after it."""
+        ``load(confirm)`` returns the order and whether it was read from the store now; with
+        ``confirm`` it must be. A refusal or a no-op is answered only on such state, so one
+        decided on cached state is decided again on confirmed state. A conflicting save is
+        decided again on confirmed state, up to ``max_attempts`` saves.
+        """
         expected_version: int | None = None
         actual_version: int | None = None
-        for attempt in range(1, self.max_attempts + 1):
-            order = decide()
+        confirm = False
+        attempt = 1
+        while True:
+            order, confirmed = load(confirm)
+            try:
+                command(order)
+            except OrderRuleError:
+                if confirmed:
+                    raise
+                confirm = True
+                continue
             if not order.pending_events:
-                return order.version
+                if confirmed:
+                    return order.version
+                confirm = True
+                continue
             expected_version = order.version - len(order.pending_events) or None
             try:
                 self.save(order)
@@ -350,8 +416,11 @@ class OrderService(Application[UUID]):
                     actual_version = self._stored_version(order_id)
                 if actual_version is None or actual_version <= (expected_version or 0):
                     raise  # The order did not move: not a lost race, so not retried.
-                if attempt < self.max_attempts:
-                    time.sleep(random.uniform(0, self._backoff_ceiling(attempt)))
+                if attempt >= self.max_attempts:
+                    break
+                time.sleep(random.uniform(0, self._backoff_ceiling(attempt)))
+                attempt += 1
+                confirm = True
             else:
                 return order.version
         raise OrderConflictError(order_id, expected_version, actual_version, self.max_attempts)
@@ -421,6 +490,10 @@ def _version_found(error: IntegrityError) -> int | None:
     DynamoDB store's ``StreamConflictError`` has), or None if it does not say."""
     found = getattr(error, "actual_version", None)
     return found if isinstance(found, int) else None
+
+
+def _unchanged(order: Order) -> None:
+    """The command of a placement: the order was decided when it was made."""
 
 
 def _same_placement(stored: OrderEvent, new_order: Order) -> bool:

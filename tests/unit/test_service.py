@@ -22,6 +22,7 @@ from orders import (
     OrderService,
     PlacedOrder,
 )
+from tests.support import cached_decisions
 from tests.unit.builders import CANCEL_REASON, OTHER_LINES, PAYMENT_ID, TWO_LINES, TWO_LINES_TOTAL
 
 NO_PAUSE = {"ORDERS_RETRY_BACKOFF_SECONDS": "0"}
@@ -485,3 +486,44 @@ def test_a_save_that_passes_a_multiple_of_the_interval_snapshots_the_order_as_sa
 
 def unexpected_read(*args: Any, **kwargs: Any) -> Order:
     raise AssertionError("the order was read back from the store")
+
+
+@pytest.mark.parametrize("scenario", cached_decisions.SCENARIOS, ids=lambda s: s.__name__)
+def test_two_services_with_their_own_caches_on_one_sqlite_file(
+    tmp_path: Path, scenario: Callable[[OrderService, OrderService], None]
+) -> None:
+    """Given two services on one SQLite file, each caching the orders it touched
+    When one moves an order the other holds in its cache
+    Then the other never commits a decision over that event, and a refusal or a no-op it
+    decided on cached state is confirmed against the store (see tests.support.cached_decisions)."""
+    with (
+        OrderService(sqlite_env(tmp_path)) as ours,
+        OrderService(sqlite_env(tmp_path)) as theirs,
+    ):
+        scenario(ours, theirs)
+
+
+def test_a_command_on_a_cached_order_reads_nothing_and_a_refusal_reads_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Given an order this service placed (so cached)
+    When it is changed, then refused a shipment Then the change read no event from the store
+    and the refusal read once (the events after the cached version: none)."""
+    with OrderService(sqlite_env(tmp_path)) as service:
+        order_id = place(service)
+        reads: list[int] = []
+        select_events = service.recorder.select_events
+
+        def counted(*args: Any, **kwargs: Any) -> Sequence[StoredEvent]:
+            events = select_events(*args, **kwargs)
+            reads.append(len(events))
+            return events
+
+        monkeypatch.setattr(service.recorder, "select_events", counted)
+
+        assert service.change_lines(order_id, OTHER_LINES) == 2
+        assert reads == []
+        with pytest.raises(OrderRuleError, match="illegal-transition"):
+            service.ship(order_id)
+        assert reads == [0]
+        assert service.get_order(order_id).lines.items == OTHER_LINES
