@@ -7,8 +7,6 @@ from enum import StrEnum
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from adapters.cli.context import runtime_of
 
@@ -24,6 +22,9 @@ def show_config(
 ) -> None:
     """Every setting: its environment variable, value, source (option, environment or
     default) and meaning. Secrets are masked."""
+    from rich.console import Console  # noqa: PLC0415 - imported when run
+    from rich.table import Table  # noqa: PLC0415
+
     rows = runtime_of(context).settings.shown()
     if output is Output.JSON:
         fields = ("variable", "value", "source", "description")
