@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Final
 from botocore.exceptions import BotoCoreError, ClientError
 from eventsourcing.persistence import Notification
 
-from adapters.eventbridge.wiring import BusWiring, bus_detail, bus_input_transformer
+from adapters.eventbridge.wiring import BusWiring, bus_entry, bus_input_transformer
 from adapters.relay.outbox import Entry, Publisher, PublishError, Rejection
 from schemas import Envelope
 
@@ -67,13 +67,7 @@ class EventBridgePublisher(Publisher):
         self.bus_name = bus_name
 
     def entry(self, notification: Notification, envelope: Envelope) -> Entry:
-        body = {
-            "EventBusName": self.bus_name,
-            "Source": envelope.source,
-            "DetailType": envelope.detail_type,
-            "Detail": bus_detail(envelope),
-            "Time": envelope.time,
-        }
+        body = {"EventBusName": self.bus_name, **bus_entry(envelope), "Time": envelope.time}
         return Entry(notification, envelope, body, entry_size(body))
 
     def send(self, entries: Sequence[Entry]) -> list[Rejection | None]:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from eventsourcing.persistence import Notification
 
 from adapters.eventbridge.bus import MAX_BYTES, MAX_ENTRIES, entry_size
-from adapters.eventbridge.wiring import BusWiring, bus_detail
+from adapters.eventbridge.wiring import BusWiring, bus_entry
 from adapters.relay.outbox import Entry, Publisher, Rejection
 from schemas import Envelope
 
@@ -51,11 +51,7 @@ class InProcessBus(Publisher):
         self.dead_letters: list[DeadLetter] = []
 
     def entry(self, notification: Notification, envelope: Envelope) -> Entry:
-        body = {
-            "Source": envelope.source,
-            "DetailType": envelope.detail_type,
-            "Detail": bus_detail(envelope),
-        }
+        body = bus_entry(envelope)
         return Entry(notification, envelope, body, entry_size(body))
 
     def send(self, entries: Sequence[Entry]) -> list[Rejection | None]:

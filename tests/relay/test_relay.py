@@ -168,7 +168,7 @@ def test_an_event_over_the_size_limit_stops_the_relay_naming_its_size(
     """Given an order whose event is over 256 KB as EventBridge counts it When the relay runs
     Then it stops before it, naming the size, with the position before it."""
     place(service, 1)
-    lines = [OrderLine(f"SKU-{n}-" + "x" * 2000, 1, Decimal(1)) for n in range(70)]
+    lines = [OrderLine(f"SKU-{n}-" + "x" * 2700, 1, Decimal(1)) for n in range(100)]
     service.place_order("customer-big", lines, "EUR")
     relay = relay_to(service, ScriptedBus())
 
@@ -248,7 +248,7 @@ def test_the_in_process_bus_routes_like_the_rules_and_dead_letters_a_failing_han
     wiring = BusWiring(
         routes=(
             Route("all", {"source": ["order-service"]}, "every order event"),
-            Route("paid", {"detail": {"status": ["processing"]}}, "processing orders"),
+            Route("paid", {"detail": {"detail": {"status": ["processing"]}}}, "processing orders"),
         )
     )
     seen: dict[str, list[tuple[object, str]]] = {"all": [], "paid": []}
