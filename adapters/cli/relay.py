@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import signal
 import sys
+import time
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
@@ -25,7 +27,7 @@ from adapters.eventbridge.bus import EventBridgePublisher, set_up_bus
 from adapters.eventbridge.wiring import BusWiring
 from adapters.local.bus import Handler, InProcessBus
 from adapters.observability.telemetry import RelayMetrics
-from adapters.relay.outbox import Publisher, RelaySettings
+from adapters.relay.outbox import LeaseTerm, Publisher, RelaySettings
 from orders import OrderService
 from projections.downstream import DownstreamProjection, store_reader
 from projections.ports import ViewStore
@@ -131,8 +133,15 @@ def relay_status(context: typer.Context) -> None:
     table.add_row("position", str(status.position))
     table.add_row("log head", str(status.head))
     table.add_row("lag", str(status.lag))
-    holder = status.holder
-    table.add_row(
-        "lease", f"{holder.owner} until {holder.expires_at:.3f}" if holder else "never held"
-    )
+    table.add_row("lease", lease_text(status.holder, time.time()))
     console.print(table)
+
+
+def lease_text(holder: LeaseTerm | None, now: float) -> str:
+    """The lease as an operator reads it: its holder and expiry in UTC, or that none holds it."""
+    if holder is None:
+        return "never held"
+    if holder.expires_at <= now:
+        return f"no lease held (last holder {holder.owner})"
+    expires = datetime.fromtimestamp(holder.expires_at, UTC).isoformat(timespec="seconds")
+    return f"{holder.owner} until {expires}"

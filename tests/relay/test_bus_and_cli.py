@@ -15,6 +15,7 @@ from adapters.bootstrap.projections import sqlite_view_store
 from adapters.bootstrap.relay import relay_for
 from adapters.cli.demo import run_demo
 from adapters.cli.main import app
+from adapters.cli.relay import lease_text
 from adapters.deploy.template import template
 from adapters.eventbridge.wiring import BusWiring, Route, input_transformer, matches
 from adapters.local.backend import local_env
@@ -24,7 +25,7 @@ from adapters.observability.telemetry import (
     CloudWatchMetrics,
     RelayMetrics,
 )
-from adapters.relay.outbox import UnpublishableEventError
+from adapters.relay.outbox import LeaseTerm, UnpublishableEventError
 from orders import OrderLine, OrderService
 from projections.downstream import DownstreamQueries
 from tests.relay.support import FAST, Bus, fresh_moto, stored_order_events, wired_bus
@@ -124,6 +125,18 @@ def test_relay_status_shows_position_head_lag_and_holder(
     assert (_row(before.output, "log head"), _row(before.output, "lag")) == ("2", "2")
     assert (_row(after.output, "position"), _row(after.output, "lag")) == ("2", "0")
     assert relay.owner.split(":")[0] in _row(after.output, "lease")
+
+
+def test_relay_status_shows_the_lease_expiry_in_utc_or_that_none_is_held() -> None:
+    """Given a lease term When it is shown Then a live one reads as its holder until a UTC
+    time, an expired or released one (expiry 0 after ``--once``) as no lease held."""
+    term = LeaseTerm("relay-1:42", datetime(2026, 12, 3, 11, 0, 5, tzinfo=UTC).timestamp())
+    assert lease_text(term, now=term.expires_at - 1) == (
+        "relay-1:42 until 2026-12-03T11:00:05+00:00"
+    )
+    assert lease_text(term, now=term.expires_at) == "no lease held (last holder relay-1:42)"
+    assert lease_text(LeaseTerm("relay-1:42", 0.0), now=1.0).startswith("no lease held")
+    assert lease_text(None, now=1.0) == "never held"
 
 
 def test_relay_run_on_a_missing_bus_fails_with_one_line(server: MotoServer, tmp_path: Path) -> None:
