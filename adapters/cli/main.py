@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
+from adapters.cli.aws import aws_app
 from adapters.cli.consumers import consumers_app
 from adapters.cli.demo import run_demo
 from adapters.cli.dlq import dlq_app
@@ -48,6 +49,7 @@ app.add_typer(projections_app, name="projections")
 app.add_typer(indexer_app, name="indexer")
 app.add_typer(relay_app, name="relay")
 app.add_typer(bus_app, name="bus")
+app.add_typer(aws_app, name="aws")
 # Piped output (CI logs, tests) gets a width that fits uuids and timestamps instead of 80 columns.
 console = Console(width=None if sys.stdout.isatty() else 160)
 

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from adapters.consumers.dispatcher import PoisonMessageError, failure_reason, parse_envelope
+from adapters.deploy.resources import missing
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
@@ -63,8 +64,7 @@ def queue_url(client: SQSClient, name_or_url: str) -> str:
     try:
         return client.get_queue_url(QueueName=name_or_url)["QueueUrl"]
     except client.exceptions.QueueDoesNotExist:
-        msg = f"queue {name_or_url!r} does not exist"
-        raise QueueError(msg) from None
+        raise QueueError(missing(f"queue {name_or_url!r}")) from None
 
 
 def redrive_policy(client: SQSClient, url: str) -> RedrivePolicy | None:
