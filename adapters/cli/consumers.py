@@ -21,13 +21,16 @@ from adapters.bootstrap.consumers import (
     dispatcher,
 )
 from adapters.cli.projections import Backends, backends
+from adapters.deploy.resources import MissingResourceError
 from adapters.observability.observed import observe_consumer
 from adapters.observability.telemetry import get_logger
+from adapters.sns.idempotency import require_idempotency_table
+from adapters.sns.publisher import require_topic
 from adapters.sqs.worker import BatchOutcome, QueueError, SqsConsumer, queue_url
 
 consumers_app = typer.Typer(no_args_is_help=True, help="SQS consumers: views, notifications, saga.")
 console = Console(width=160)
-errors = Console(stderr=True)
+errors = Console(stderr=True, soft_wrap=True)  # one line, however long
 
 
 @consumers_app.command("run")
@@ -80,6 +83,9 @@ def run(
             get_logger(),
             ",".join(c.value for c in consumer or [Consumer.VIEWS]),
         )
+        if Consumer.NOTIFICATIONS in (consumer or []):
+            require_idempotency_table(boto3.client("dynamodb"), idempotency_table)
+            require_topic(boto3.client("sns"), topic_arn or "")
         client = boto3.client("sqs")
         worker = SqsConsumer(
             client,
@@ -90,7 +96,13 @@ def run(
             visibility_timeout=visibility_timeout,
             retry_delay=retry_delay,
         )
-    except (ConsumerConfigError, QueueError, BotoCoreError, ClientError) as error:
+    except (
+        ConsumerConfigError,
+        MissingResourceError,
+        QueueError,
+        BotoCoreError,
+        ClientError,
+    ) as error:
         errors.print(f"error: {error}", markup=False, highlight=False)
         raise typer.Exit(1) from None
 

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
 dlq_app = typer.Typer(no_args_is_help=True, help="Dead-letter queues: list and redrive.")
 console = Console(width=160)
-errors = Console(stderr=True)
+errors = Console(stderr=True, soft_wrap=True)  # one line, however long
 
 QueueArgument = Annotated[str, typer.Argument(help="The source queue (name or URL) of the DLQ")]
 

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Final
 from botocore.exceptions import BotoCoreError, ClientError
 from eventsourcing.persistence import Notification
 
+from adapters.deploy.resources import missing
 from adapters.eventbridge.wiring import BusWiring, bus_entry, bus_input_transformer
 from adapters.relay.outbox import Entry, Publisher, PublishError, Rejection
 from schemas import Envelope
@@ -77,6 +78,8 @@ class EventBridgePublisher(Publisher):
         except ClientError as error:
             code = error.response.get("Error", {}).get("Code", "")
             message = f"PutEvents to bus {self.bus_name!r}: {error}"
+            if code == "ResourceNotFoundException":
+                message = f"{missing(f'event bus {self.bus_name!r}')}: {error}"
             raise PublishError(message, retryable=code in RETRYABLE_CODES) from error
         except BotoCoreError as error:
             raise PublishError(

@@ -4,10 +4,19 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from adapters.deploy.resources import MissingResourceError, missing
 from schemas.contract import Envelope
 
 if TYPE_CHECKING:
     from mypy_boto3_sns import SNSClient
+
+
+def require_topic(client: SNSClient, topic_arn: str) -> None:
+    """:class:`MissingResourceError` naming ``topic_arn`` unless the topic exists."""
+    try:
+        client.get_topic_attributes(TopicArn=topic_arn)
+    except client.exceptions.NotFoundException:
+        raise MissingResourceError(missing(f"SNS topic {topic_arn!r}")) from None
 
 
 class SnsPublisher:
