@@ -14,6 +14,7 @@ command of any other program fails the test.
 
 from __future__ import annotations
 
+import importlib
 import itertools
 import os
 import re
@@ -294,3 +295,26 @@ def test_there_are_exactly_two_setup_commands_and_ci_runs_the_second() -> None:
     )
     assert demo_command.endswith("orders demo")
     assert test_command in (ROOT / ".ci" / "run").read_text().splitlines()
+
+
+def test_every_file_and_module_the_readme_names_exists() -> None:
+    """Given the README's backquoted paths (``adapters/x.py``) and dotted names of our packages
+    (``adapters.lambdas.relay.handler``) Then each is a file, a module or a module's attribute."""
+    names = re.findall(r"`((?:orders|projections|adapters|schemas|tests)[./][\w./]*)`", README)
+    assert names
+    for name in names:
+        if "/" in name:
+            assert (ROOT / name).exists(), f"README names {name}, which does not exist"
+            continue
+        module, attribute = name, ""
+        while True:
+            try:
+                found = importlib.import_module(module)
+                break
+            except ModuleNotFoundError:
+                assert "." in module, f"README names {name}, which does not exist"
+                module, _, last = module.rpartition(".")
+                attribute = f"{last}.{attribute}".rstrip(".")
+        for part in filter(None, attribute.split(".")):
+            assert hasattr(found, part), f"README names {name}, which does not exist"
+            found = getattr(found, part)
