@@ -58,6 +58,10 @@ START_SECONDS = 120.0
 """How long a long-running command may take to report that it started."""
 OURS = ("AWS_", "ORDERS_", "DYNAMODB_", "PERSISTENCE_MODULE")
 """Variables a reader's commands see only as the README sets them."""
+WORKED = {"consumers run": r"^received [1-9]", "": r"\S"}
+"""What a long-running command prints once it has done some work, before the test stops it:
+a consumer, a batch of messages (the README's queues are never empty when it runs); any
+other, its first line."""
 ORDERS = ".venv/bin/orders"
 PYTHON = ".venv/bin/python"
 
@@ -182,7 +186,7 @@ class Reader:
         program, args = words[0], words[1:]
         where = f"{block.where()}: {command}"
         if program == ORDERS and runs_until_stopped(args):
-            self.run_until_stopped([str(ROOT / ORDERS), *args], inline, where)
+            self.run_until_stopped([str(Path(sys.executable).with_name("orders")), *args], inline, where)
         elif program == ORDERS:
             self.run_orders(args, inline, where)
         elif program == PYTHON and args[:2] == ["-m", "tests.support.moto_fixed"]:
@@ -197,13 +201,14 @@ class Reader:
         assert result.exit_code == 0, f"{where}: exit {result.exit_code}\n{result.output}"
 
     def run_until_stopped(self, argv: list[str], inline: dict[str, str], where: str) -> None:
-        """Starts ``argv``, waits until it reports (a first line of output), stops it by
+        """Starts ``argv``, waits until it reports its work (:data:`WORKED`), stops it by
         SIGTERM and expects exit 0."""
+        worked = next((w for key, w in WORKED.items() if key in " ".join(argv)), WORKED[""])
         with self.started(argv, inline, where) as (process, log):
             deadline = time.monotonic() + START_SECONDS
-            while not log.read_text().strip():
+            while not re.search(worked, log.read_text(), flags=re.MULTILINE):
                 assert process.poll() is None, f"{where}: exited early\n{log.read_text()}"
-                assert time.monotonic() < deadline, f"{where}: said nothing in {START_SECONDS} s"
+                assert time.monotonic() < deadline, f"{where}: no {worked!r} in {START_SECONDS} s"
                 time.sleep(0.2)
             process.send_signal(signal.SIGTERM)
             code = process.wait(timeout=STOP_SECONDS)
