@@ -112,3 +112,17 @@ def test_commands_name_the_missing_resource_and_the_command_that_creates_it(
     assert f"idempotency table {idempotency!r} does not exist {HINT}" in error_line(no_table)
     dynamodb = dynamodb_local().client()
     assert idempotency not in dynamodb.list_tables()["TableNames"]
+
+
+def test_the_indexer_on_a_table_without_its_stream_says_how_to_turn_it_on(
+    aws: dict[str, str],
+) -> None:
+    """Given the tables set up for the transactional mode When the indexed mode's indexer
+    looks at the store Then it exits 1 with one line naming the table and the command."""
+    assert orders(aws, "aws", "setup").exit_code == 0
+    indexed = {**aws, "DYNAMODB_WRITE_MODE": "indexed"}
+    result = runner.invoke(app, ["--backend", "dynamodb", "indexer", "status"], env=indexed)
+    assert result.exit_code == 1, result.output
+    (line,) = result.output.strip().splitlines()
+    assert repr(aws["DYNAMODB_TABLE_NAME"]) in line and "has no stream" in line
+    assert "(turn it on: orders aws setup --write-mode indexed)" in line

@@ -186,7 +186,9 @@ class Reader:
         program, args = words[0], words[1:]
         where = f"{block.where()}: {command}"
         if program == ORDERS and runs_until_stopped(args):
-            self.run_until_stopped([str(Path(sys.executable).with_name("orders")), *args], inline, where)
+            self.run_until_stopped(
+                [str(Path(sys.executable).with_name("orders")), *args], inline, where
+            )
         elif program == ORDERS:
             self.run_orders(args, inline, where)
         elif program == PYTHON and args[:2] == ["-m", "tests.support.moto_fixed"]:

@@ -28,7 +28,7 @@ indexer_app = typer.Typer(
     help="The indexed write mode's indexer: builds the notification log from the table's stream.",
 )
 console = Console()
-errors = Console(stderr=True)
+errors = Console(stderr=True, soft_wrap=True)  # one line, however long
 
 
 @contextmanager
