@@ -9,12 +9,14 @@ from typing import Annotated
 
 import typer
 
-from adapters.bootstrap.clients import sqs_client
+from adapters.bootstrap.clients import dynamodb_client, sns_client, sqs_client
 from adapters.bootstrap.consumers import Consumer, dispatcher
 from adapters.cli.context import Backends, backends, runtime_of
 from adapters.cli.output import note
 from adapters.observability.observed import observe_consumer
 from adapters.observability.telemetry import get_logger
+from adapters.sns.idempotency import require_idempotency_table
+from adapters.sns.publisher import require_topic
 from adapters.sqs.worker import BatchOutcome, SqsConsumer, queue_url
 
 consumers_app = typer.Typer(no_args_is_help=True, help="SQS consumers: views, notifications, saga.")
@@ -77,6 +79,9 @@ def run(
         get_logger(),
         ",".join(c.value for c in consumer or [Consumer.VIEWS]),
     )
+    if Consumer.NOTIFICATIONS in (consumer or []):
+        require_idempotency_table(dynamodb_client(settings), settings.idempotency_table)
+        require_topic(sns_client(settings), settings.notifications_topic_arn or "")
     client = sqs_client(settings, wait_seconds=wait_seconds)
     worker = SqsConsumer(
         client,

@@ -93,6 +93,7 @@ def _operational_errors() -> tuple[type[BaseException], ...]:
     from eventsourcing.persistence import PersistenceError  # noqa: PLC0415
 
     from adapters.bootstrap.consumers import ConsumerConfigError  # noqa: PLC0415
+    from adapters.deploy.resources import MissingResourceError  # noqa: PLC0415
     from adapters.settings import SettingsError  # noqa: PLC0415
     from adapters.sqs.dead_letters import RedriveError  # noqa: PLC0415
     from adapters.sqs.worker import QueueError  # noqa: PLC0415
@@ -113,6 +114,7 @@ def _operational_errors() -> tuple[type[BaseException], ...]:
         QueueError,
         RedriveError,
         ConsumerConfigError,
+        MissingResourceError,
         ViewStoreError,
         NotCaughtUpError,
         RunnerStoppedError,

@@ -38,6 +38,7 @@ LAZY_APPS: dict[str, tuple[str, str, str]] = {
     "relay": ("adapters.cli.relay", "relay_app", "The outbox relay: the log to the bus."),
     "bus": ("adapters.cli.relay", "bus_app", "The event bus, its rules and queues."),
     "log": ("adapters.cli.log", "log_app", "The notification log: follow it."),
+    "aws": ("adapters.cli.aws", "aws_app", "Set up every AWS resource the commands need."),
     "parked": (
         "adapters.cli.parked",
         "parked_app",

@@ -9,6 +9,7 @@ AWS endpoints and credentials come from the standard variables (``AWS_ENDPOINT_U
 from __future__ import annotations
 
 import signal
+import time
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any
@@ -31,7 +32,7 @@ from adapters.eventbridge.wiring import BusWiring
 from adapters.local.bus import InProcessBus
 from adapters.observability.telemetry import RelayMetrics
 from adapters.relay.outbox import Relay, RelaySettings
-from adapters.relay.ports import Publisher
+from adapters.relay.ports import LeaseTerm, Publisher
 
 relay_app = typer.Typer(no_args_is_help=True, help="The outbox relay: the log to the bus.")
 bus_app = typer.Typer(no_args_is_help=True, help="The event bus, its rules and queues.")
@@ -199,10 +200,16 @@ def relay_status(context: typer.Context, bus: BusName = None, to: To = Target.EV
     table.add_row("position", str(status.position))
     table.add_row("log head", str(status.head))
     table.add_row("lag", str(status.lag))
-    until = datetime.fromtimestamp(holder.expires_at, UTC) if holder else None
-    table.add_row(
-        "lease",
-        f"{holder.owner} until {until:%Y-%m-%d %H:%M:%S} UTC" if holder and until else "none held",
-    )
+    table.add_row("lease", lease_text(status.holder, time.time()))
     table.add_row("parked orders", str(status.parked))
     console().print(table)
+
+
+def lease_text(holder: LeaseTerm | None, now: float) -> str:
+    """The lease as an operator reads it: its holder and expiry in UTC, or that none holds it."""
+    if holder is None:
+        return "never held"
+    if holder.expires_at <= now:
+        return f"no lease held (last holder {holder.owner})"
+    expires = datetime.fromtimestamp(holder.expires_at, UTC).isoformat(timespec="seconds")
+    return f"{holder.owner} until {expires}"

@@ -39,6 +39,7 @@ from eventsourcing.persistence import (
     ProgrammingError,
 )
 
+from adapters.deploy.resources import SETUP_COMMAND
 from adapters.dynamodb.metrics import DynamoDBMetrics
 from adapters.dynamodb.table import (
     MAX_ITEM_BYTES,
@@ -292,7 +293,9 @@ def translate_errors(table_name: str) -> Iterator[None]:
         code = e.response.get("Error", {}).get("Code", "")
         message = f"DynamoDB table {table_name!r}: {e}"
         if code == "ResourceNotFoundException":
-            message += " (create it, or set DYNAMODB_CREATE_TABLE=y in development)"
+            message += (
+                f" (create it: {SETUP_COMMAND}, or set DYNAMODB_CREATE_TABLE=y in development)"
+            )
             raise ProgrammingError(message) from e
         if code == "ConditionalCheckFailedException":
             raise IntegrityError(message) from e

@@ -23,6 +23,7 @@ from uuid import UUID
 from botocore.exceptions import BotoCoreError, ClientError
 from eventsourcing.persistence import OperationalError
 
+from adapters.deploy.resources import SETUP_COMMAND
 from adapters.dynamodb.datastore import DynamoDBDatastore, Item, translate_errors
 from adapters.dynamodb.items import (
     EVENTS,
@@ -154,7 +155,8 @@ class ShardReader:
         if not arn:
             msg = (
                 f"DynamoDB table {self.datastore.table_name!r} has no stream: the indexed "
-                "write mode needs StreamSpecification NEW_IMAGE (see table_definition)"
+                "write mode needs StreamSpecification NEW_IMAGE (turn it on: "
+                f"{SETUP_COMMAND} --write-mode indexed)"
             )
             raise OperationalError(msg)
         return arn

@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, Any, Final
 from botocore.exceptions import BotoCoreError, ClientError
 from eventsourcing.persistence import Notification
 
-from adapters.eventbridge.wiring import BusWiring, bus_detail, bus_input_transformer
+from adapters.deploy.resources import missing
+from adapters.eventbridge.wiring import BusWiring, bus_entry, bus_input_transformer
 from adapters.relay.ports import Entry, Publisher, PublishError, Rejection
 from schemas import Envelope
 
@@ -71,13 +72,7 @@ class EventBridgePublisher(Publisher):
         self.max_bytes = max_bytes
 
     def entry(self, notification: Notification, envelope: Envelope) -> Entry:
-        body = {
-            "EventBusName": self.bus_name,
-            "Source": envelope.source,
-            "DetailType": envelope.detail_type,
-            "Detail": bus_detail(envelope),
-            "Time": envelope.time,
-        }
+        body = {"EventBusName": self.bus_name, **bus_entry(envelope), "Time": envelope.time}
         return Entry(notification, envelope, body, entry_size(body))
 
     def send(self, entries: Sequence[Entry]) -> list[Rejection | None]:
@@ -87,6 +82,8 @@ class EventBridgePublisher(Publisher):
         except ClientError as error:
             code = error.response.get("Error", {}).get("Code", "")
             message = f"PutEvents to bus {self.bus_name!r}: {error}"
+            if code == "ResourceNotFoundException":
+                message = f"{missing(f'event bus {self.bus_name!r}')}: {error}"
             raise PublishError(message, retryable=code in RETRYABLE_CODES) from error
         except BotoCoreError as error:
             raise PublishError(

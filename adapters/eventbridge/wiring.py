@@ -3,20 +3,24 @@ infrastructure template all read, so they cannot disagree. Pure data and functio
 
 - A custom event bus (``BusWiring.bus_name``).
 - One :class:`Route` per consumer: an EventBridge rule with an event pattern (by ``source``,
-  ``detail-type``, ``detail.status`` ...) targeting an SQS queue, with a dead-letter queue after
-  ``max_receive_count`` receives, the visibility timeout and retention users were given, and a
-  queue policy that lets only that rule send.
-- The shape of what goes over the bus (:func:`bus_detail`) and the rule targets'
-  ``InputTransformer`` (:func:`input_transformer`) that turns it back into the contract
-  envelope, with our stable event id, for the queue.
+  ``detail-type``, ``detail.detail.status`` ...) targeting an SQS queue, with a dead-letter queue
+  after ``max_receive_count`` receives, the visibility timeout and retention users were given,
+  and a queue policy that lets only that rule send.
+- The published shape of an entry (:func:`bus_entry`), the same for every producer, the relay
+  and the payment service alike: ``Source`` and ``DetailType`` are the envelope's ``source`` and
+  ``detail-type``, ``Detail`` is the whole contract envelope as ``schemas/`` defines it, once.
+- The rule targets' ``InputTransformer`` (:func:`input_transformer`) that turns the bus event
+  back into the contract envelope, with the producer's stable event id, for the queue.
 
 EventBridge wraps what ``PutEvents`` sends in an envelope of its own (``version`` "0", an ``id``
-it draws afresh per call). So the relay sends, as ``detail``, the contract detail (rules match
-on ``detail.status``, ``detail.amount`` ... as users expect) plus ``envelope``: the whole
-contract envelope. The transformer delivers that envelope's fields, adding the bus's
-``account`` and ``region`` and empty ``resources`` (the relay sends none), which the contract
-allows and Powertools' ``EventBridgeModel`` requires. They are written into the template rather
-than read from each event: every path costs the bus a lookup per event and target.
+it draws afresh per call), with the entry's ``Detail`` as its ``detail``; so a rule matches the
+contract detail's fields under ``detail.detail`` (``{"detail": {"detail": {"status": [...]}}}``).
+The transformer delivers the producer's envelope: ``version``, ``id``, ``time`` and ``detail``
+from the entry's ``Detail``, ``source`` and ``detail-type`` as the bus routed the event (so a
+queue never receives an envelope its rule did not match), plus the bus's ``account`` and
+``region`` and empty ``resources``, which the contract allows and Powertools'
+``EventBridgeModel`` requires. They are written into the template rather than read from each
+event: every path costs the bus a lookup per event and target.
 """
 
 from __future__ import annotations
@@ -30,16 +34,13 @@ from pydantic import BaseModel
 
 from orders import ORDER_EVENT_TYPES
 from schemas import Envelope, to_json
-from schemas.contract import encode_json
-
-ENVELOPE_FIELD: Final = "envelope"
-"""The field of the bus event's ``detail`` that carries the whole contract envelope."""
 
 
 def input_transformer(account: str, region: str) -> dict[str, Any]:
     """The rule target's ``InputTransformer``: it builds the contract envelope a queue receives
-    from the bus event, with the bus's ``account`` and ``region``."""
-    paths = {name: f"$.detail.{ENVELOPE_FIELD}.{name}" for name in ("version", "id", "time")}
+    from the bus event, with the bus's ``account`` and ``region``. String placeholders are
+    quoted in the template (their values are uuids, times and names: nothing to escape), the
+    ``detail`` object is bare, as EventBridge and moto both apply them."""
     template = (
         '{"version": "<version>", "id": "<id>", "detail-type": "<detailType>", '
         '"source": "<source>", "time": "<time>", '
@@ -48,8 +49,7 @@ def input_transformer(account: str, region: str) -> dict[str, Any]:
     )
     return {
         "InputPathsMap": {
-            **paths,
-            "detail": f"$.detail.{ENVELOPE_FIELD}.detail",
+            **{name: f"$.detail.{name}" for name in ("version", "id", "time", "detail")},
             "source": "$.source",
             "detailType": "$.detail-type",
         },
@@ -63,17 +63,23 @@ def bus_input_transformer(bus_arn: str) -> dict[str, Any]:
     return input_transformer(account, region)
 
 
-def bus_detail(envelope: Envelope) -> str:
-    """The ``Detail`` the relay sends for ``envelope``: its detail plus the whole envelope."""
-    document = envelope.model_dump(mode="python", by_alias=True)
-    return encode_json({**document["detail"], ENVELOPE_FIELD: document})
+def bus_entry(envelope: Envelope | BaseModel) -> dict[str, str]:
+    """The ``PutEvents`` entry that publishes ``envelope`` (without ``EventBusName``):
+    ``Source`` and ``DetailType`` its ``source`` and ``detail-type``, ``Detail`` the envelope."""
+    text = to_json(envelope)
+    document = json.loads(text)
+    return {"Source": document["source"], "DetailType": document["detail-type"], "Detail": text}
 
 
 def bus_event(envelope: Envelope | BaseModel) -> dict[str, Any]:
     """The fields of the event the bus matches rules against (``source``, ``detail-type``,
-    ``detail``), as parsed JSON."""
+    ``detail``: the whole envelope), as parsed JSON."""
     document: dict[str, Any] = json.loads(to_json(envelope))
-    return {key: document[key] for key in ("source", "detail-type", "detail")}
+    return {
+        "source": document["source"],
+        "detail-type": document["detail-type"],
+        "detail": document,
+    }
 
 
 @dataclass(frozen=True)

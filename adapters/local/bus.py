@@ -25,7 +25,7 @@ from eventsourcing.persistence import Notification
 
 from adapters.consumers.dispatcher import failure_reason
 from adapters.eventbridge.bus import MAX_BYTES, MAX_ENTRIES, entry_size
-from adapters.eventbridge.wiring import BusWiring, bus_detail
+from adapters.eventbridge.wiring import BusWiring, bus_entry
 from adapters.relay.ports import Entry, Publisher, Rejection
 from schemas import Envelope, to_json
 
@@ -152,11 +152,7 @@ class InProcessBus(Publisher):
         self.dead_letters = dead_letters
 
     def entry(self, notification: Notification, envelope: Envelope) -> Entry:
-        body = {
-            "Source": envelope.source,
-            "DetailType": envelope.detail_type,
-            "Detail": bus_detail(envelope),
-        }
+        body = bus_entry(envelope)
         return Entry(notification, envelope, body, entry_size(body))
 
     def send(self, entries: Sequence[Entry]) -> list[Rejection | None]:

@@ -36,6 +36,7 @@ from aws_lambda_powertools.utilities.idempotency import (
     idempotent_function,
 )
 
+from adapters.deploy.resources import MissingResourceError, missing
 from schemas.contract import Envelope
 
 if TYPE_CHECKING:
@@ -89,6 +90,14 @@ def once_per_event(
 def dynamodb_persistence(client: DynamoDBClient, table_name: str) -> DynamoDBPersistenceLayer:
     """The Powertools persistence layer on ``table_name`` (partition key ``id``, a string)."""
     return DynamoDBPersistenceLayer(table_name=table_name, boto3_client=client)
+
+
+def require_idempotency_table(client: DynamoDBClient, table_name: str) -> None:
+    """:class:`MissingResourceError` naming ``table_name`` unless the table exists."""
+    try:
+        client.describe_table(TableName=table_name)
+    except client.exceptions.ResourceNotFoundException:
+        raise MissingResourceError(missing(f"idempotency table {table_name!r}")) from None
 
 
 def create_idempotency_table(client: DynamoDBClient, table_name: str) -> None:

@@ -35,6 +35,7 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
+from adapters.deploy.resources import MissingResourceError, missing
 from orders.backoff import Backoff
 from schemas.contract import Envelope
 
@@ -68,6 +69,14 @@ def retries_automatically(client: SNSClient) -> bool:
     if "total_max_attempts" in retries:
         return int(str(retries["total_max_attempts"])) > 1
     return int(str(retries.get("max_attempts", 1))) > 0
+
+
+def require_topic(client: SNSClient, topic_arn: str) -> None:
+    """:class:`MissingResourceError` naming ``topic_arn`` unless the topic exists."""
+    try:
+        client.get_topic_attributes(TopicArn=topic_arn)
+    except client.exceptions.NotFoundException:
+        raise MissingResourceError(missing(f"SNS topic {topic_arn!r}")) from None
 
 
 class SnsPublisher:

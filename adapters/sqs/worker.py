@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING
 from botocore.exceptions import BotoCoreError, ClientError
 
 from adapters.consumers.dispatcher import failure_reason
+from adapters.deploy.resources import missing
 from adapters.sqs.dead_letters import MAX_BATCH, dead_letter_attributes
 
 if TYPE_CHECKING:
@@ -59,8 +60,7 @@ def queue_url(client: SQSClient, name_or_url: str) -> str:
     try:
         return client.get_queue_url(QueueName=name_or_url)["QueueUrl"]
     except client.exceptions.QueueDoesNotExist:
-        msg = f"queue {name_or_url!r} does not exist"
-        raise QueueError(msg) from None
+        raise QueueError(missing(f"queue {name_or_url!r}")) from None
 
 
 def redrive_policy(client: SQSClient, url: str) -> RedrivePolicy | None:

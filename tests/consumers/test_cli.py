@@ -98,7 +98,9 @@ def test_dlq_of_a_missing_queue_is_one_clear_line(
         monkeypatch.setenv(name, value)
     result = CliRunner().invoke(app, ["dlq", "list", "no-such-queue"])
     assert result.exit_code == 1
-    assert result.output.strip() == "orders: error: queue 'no-such-queue' does not exist"
+    assert result.output.strip() == (
+        "orders: error: queue 'no-such-queue' does not exist (create it: orders aws setup)"
+    )
 
 
 def test_downstream_queries_print_the_views_the_consumers_keep(tmp_path: Path) -> None:

@@ -15,7 +15,7 @@ import pytest
 from adapters.cli.demo import run_demo
 from adapters.consumers.dispatcher import ORDER_DETAIL_TYPES, PAYMENT_DETAIL_TYPES, Dispatcher
 from adapters.consumers.saga import PaymentSaga
-from adapters.eventbridge.wiring import bus_detail
+from adapters.eventbridge.wiring import bus_entry
 from adapters.local.views import SQLiteViewStore
 from adapters.sqs.worker import SqsConsumer
 from orders import OrderLine
@@ -69,14 +69,7 @@ def test_payment_events_on_the_bus_reach_the_saga_which_confirms_once(tmp_path: 
     events = bus.server.client("events")
     for _ in range(2):  # the payment service publishes the same event twice
         response = events.put_events(
-            Entries=[
-                {
-                    "EventBusName": bus.wiring.bus_name,
-                    "Source": paid.source,
-                    "DetailType": paid.detail_type,
-                    "Detail": bus_detail(paid),  # type: ignore[arg-type]
-                }
-            ]
+            Entries=[{"EventBusName": bus.wiring.bus_name, **bus_entry(paid)}]
         )
         assert response["FailedEntryCount"] == 0
     sqs = bus.server.client("sqs")

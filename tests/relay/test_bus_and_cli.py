@@ -15,6 +15,7 @@ from adapters.bootstrap.projections import sqlite_view_store
 from adapters.bootstrap.relay import relay_for
 from adapters.cli.demo import run_demo
 from adapters.cli.main import app
+from adapters.cli.relay import lease_text
 from adapters.deploy.template import template
 from adapters.eventbridge.wiring import BusWiring, Route, input_transformer, matches
 from adapters.local.backend import local_env
@@ -24,6 +25,7 @@ from adapters.observability.telemetry import (
     CloudWatchMetrics,
     RelayMetrics,
 )
+from adapters.relay.ports import LeaseTerm
 from orders import OrderLine, OrderService
 from projections.downstream import DownstreamQueries
 from schemas import event_id
@@ -87,10 +89,11 @@ def test_a_message_received_three_times_goes_to_the_dead_letter_queue(bus: Bus) 
 def test_rules_route_by_detail_status_on_the_bus_as_the_in_process_bus_does(
     service: OrderService,
 ) -> None:
-    """Given a route of cancelled orders (by detail.status) When a few orders' events are
+    """Given a route of cancelled orders (by detail.detail.status) When a few orders' events are
     relayed to moto Then that queue receives exactly the OrderCancelled events, and the
     in-process routing picks the same ones."""
-    cancelled = Route("cancelled", {"detail": {"status": ["cancelled"]}}, "cancellations")
+    pattern = {"detail": {"detail": {"status": ["cancelled"]}}}
+    cancelled = Route("cancelled", pattern, "cancellations")
     bus = wired_bus(fresh_moto(), BusWiring(routes=(cancelled,)))
     run_demo(service, 40, seed=11)
     relay_for(service, bus.publisher(), settings=FAST).run_until_caught_up(time.time() + 60)
@@ -99,8 +102,8 @@ def test_rules_route_by_detail_status_on_the_bus_as_the_in_process_bus_does(
 
     assert received
     assert {document["detail-type"] for document in received} == {"OrderCancelled"}
-    assert all(matches(cancelled.pattern, document) for document in received)
-    assert not matches(cancelled.pattern, {"detail": {"status": "pending"}})
+    assert all(matches(cancelled.pattern, {"detail": document}) for document in received)
+    assert not matches(cancelled.pattern, {"detail": {"detail": {"status": "pending"}}})
 
 
 def test_relay_status_shows_position_head_lag_and_holder(
@@ -123,6 +126,18 @@ def test_relay_status_shows_position_head_lag_and_holder(
     assert (_row(before.output, "log head"), _row(before.output, "lag")) == ("2", "2")
     assert (_row(after.output, "position"), _row(after.output, "lag")) == ("2", "0")
     assert relay.owner.split(":")[0] in _row(after.output, "lease")
+
+
+def test_relay_status_shows_the_lease_expiry_in_utc_or_that_none_is_held() -> None:
+    """Given a lease term When it is shown Then a live one reads as its holder until a UTC
+    time, an expired or released one (expiry 0 after ``--once``) as no lease held."""
+    term = LeaseTerm("relay-1:42", datetime(2026, 12, 3, 11, 0, 5, tzinfo=UTC).timestamp())
+    assert lease_text(term, now=term.expires_at - 1) == (
+        "relay-1:42 until 2026-12-03T11:00:05+00:00"
+    )
+    assert lease_text(term, now=term.expires_at) == "no lease held (last holder relay-1:42)"
+    assert lease_text(LeaseTerm("relay-1:42", 0.0), now=1.0).startswith("no lease held")
+    assert lease_text(None, now=1.0) == "never held"
 
 
 def test_relay_run_on_a_missing_bus_fails_with_one_line(server: MotoServer, tmp_path: Path) -> None:

@@ -70,7 +70,7 @@ class FailFirstTry:
         client.meta.events.register("after-call.events.PutEvents", self._after)
 
     def _before(self, params: dict[str, Any], **_: Any) -> None:
-        ids = [json.loads(entry["Detail"])["envelope"]["id"] for entry in params["Entries"]]
+        ids = [json.loads(entry["Detail"])["id"] for entry in params["Entries"]]
         self.calls.append(ids)
         chosen = [n for n, event_id in enumerate(ids) if event_id in self.pending]
         self._failed = chosen[: len(ids) - 1]  # a call keeps at least one entry

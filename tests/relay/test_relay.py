@@ -300,7 +300,7 @@ def test_the_in_process_bus_routes_like_the_rules_and_dead_letters_a_failing_han
     wiring = BusWiring(
         routes=(
             Route("all", {"source": ["order-service"]}, "every order event"),
-            Route("paid", {"detail": {"status": ["processing"]}}, "processing orders"),
+            Route("paid", {"detail": {"detail": {"status": ["processing"]}}}, "processing orders"),
         )
     )
     seen: dict[str, list[tuple[object, str]]] = {"all": [], "paid": []}
