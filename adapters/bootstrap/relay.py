@@ -26,8 +26,8 @@ from adapters.eventbridge.bus import EventBridgePublisher
 from adapters.local.backend import SQLiteLease
 from adapters.local.bus import InProcessBus
 from adapters.local.parking import SQLiteParkingLot
-from adapters.relay.outbox import Relay, RelaySettings, RelayStatus
-from adapters.relay.ports import Lease, Metrics, Publisher
+from adapters.relay.outbox import Relay, RelaySettings
+from adapters.relay.ports import Lease, Metrics, Publisher, RelayStatus
 from orders import OrderEvent, OrderService
 from projections.parking import ParkingLot
 from schemas import Envelope, to_envelope
