@@ -20,11 +20,22 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
-from projections.ports import Delete, Put, Row, ViewStore
+from eventsourcing.persistence import ApplicationRecorder, Notification
+
+from projections.ports import (
+    Delete,
+    PositionConflictError,
+    Put,
+    Row,
+    RowConflictError,
+    ViewStore,
+    ViewStoreError,
+)
+from projections.rows import Rows
 
 
 class Request(StrEnum):
@@ -240,3 +251,66 @@ def release_changes(view: str, row: Row, skipped: str | None) -> list[Put | Dele
         key = f"{now:020.6f}#{parked.order_id}"
         changes.append(Put(Row(view, SKIPPED, key, data), expected_version=0))
     return changes
+
+
+class Unhandled(Exception):  # noqa: N818 - the order is parked, not an error of the caller
+    """``order``'s event ``notification`` could not be projected, because ``error``."""
+
+    def __init__(self, order: str, notification: Notification | None, error: object) -> None:
+        reason = str(error) if isinstance(error, str) else f"{type(error).__name__}: {error}"
+        if notification is not None:
+            where = f"version {notification.originator_version}, {notification.topic}"
+            reason = f"notification {notification.id} ({where}): {reason}"
+        super().__init__(reason)
+        self.order = order
+        self.reason = reason
+
+
+def refused_rows(error: ViewStoreError) -> str:
+    """Why an order is parked when the view store refuses its rows as data."""
+    return f"the view store refused its rows: {type(error).__name__}: {error}"
+
+
+def retry(
+    store: ViewStore,
+    view: str,
+    order: str,
+    recorder: ApplicationRecorder,
+    project: Callable[[Notification, Rows], None],
+) -> None:
+    """Applies ``order``'s parked events in ``view`` with ``project`` once, in order, and
+    releases the order, in one commit conditioned on the rows read (a
+    :class:`~projections.ports.RowConflictError` means: read again and retry). If an event
+    fails (:class:`Unhandled`), those before it are applied and the rest stay parked with the
+    new reason; either way the request is cleared. Nothing if no retry is pending."""
+    rows = Rows(store, view)
+    row = rows.get(PARKED, order)
+    if row is None or parked_from_row(row).request is not Request.RETRY:
+        return
+    parked = parked_from_row(row)
+    notifications = [recorder.select_notifications(n, 1)[0] for n in parked.notification_ids]
+    done, reason = 0, None
+    for notification in notifications:
+        try:
+            project(notification, rows)
+        except Unhandled as bad:
+            reason = bad.reason
+            break
+        done += 1
+    if reason is not None:  # apply those before the failing one, on a fresh copy
+        rows = Rows(store, view)
+        rows.get(PARKED, order)
+        for notification in notifications[:done]:
+            project(notification, rows)
+        left = ParkedOrder(order, parked.notification_ids[done:], reason, parked.parked_at)
+        rows.put(PARKED, order, parked_row_data(left), row.version + 1)
+    else:
+        rows.delete(PARKED, order)
+    try:
+        store.commit(rows.changes())
+    except (RowConflictError, PositionConflictError):
+        raise
+    except ViewStoreError as error:
+        ViewParking(store, view).park(
+            order, parked.notification_ids, refused_rows(error), keep_request=False
+        )

@@ -41,9 +41,12 @@ from projections.parking import (
     PARKED,
     ParkedOrder,
     Request,
+    Unhandled,
     ViewParking,
     parked_from_row,
     parked_row_data,
+    refused_rows,
+    retry,
 )
 from projections.ports import (
     Advance,
@@ -224,7 +227,7 @@ class Runner:
                 logger.info("%s; reading the rows again (try %d)", conflict, conflicts)
                 self._revision = None  # a repair may have changed them: expect its revision
                 expect = self._expectations(view)
-            except _Unhandled as bad:
+            except Unhandled as bad:
                 self._to_park[bad.order] = bad.reason
                 logger.error("%s: parking order %s: %s", view, bad.order, bad.reason)
             except _DataError:
@@ -283,7 +286,7 @@ class Runner:
                 position, rows, orders = last, Rows(self.store, view, self.cache), set()
             order = str(notification.originator_id)
             if not self._park(rows, order, notification.id, parked):
-                self._project(notification, order, rows)
+                self._project(notification, rows)
                 orders.add(order)
             last = notification.id
         if position == first or len(notifications) < self.batch_size:
@@ -309,13 +312,15 @@ class Runner:
         rows.put(PARKED, order, parked_row_data(record), (row.version if row else 0) + 1)
         return True
 
-    def _project(self, notification: Notification, order: str, rows: Rows) -> None:
+    def _project(self, notification: Notification, rows: Rows) -> None:
+        """Projects ``notification``; raises :class:`Unhandled` if that fails."""
+        order = str(notification.originator_id)
         try:
             event = self.decode(notification)
             if isinstance(event, OrderEvent):
                 self.projection.project(event, rows)
         except Exception as error:  # a projection's or decoder's failure parks the order
-            raise _Unhandled(order, notification, error) from error
+            raise Unhandled(order, notification, error) from error
 
     def _commit(
         self,
@@ -335,8 +340,7 @@ class Runner:
         except ViewStoreError as error:  # a data error of the rows written
             if len(orders) == 1:
                 (order,) = orders
-                reason = f"the view store refused its rows: {type(error).__name__}: {error}"
-                raise _Unhandled(order, None, reason) from error
+                raise Unhandled(order, None, refused_rows(error)) from error
             if orders and not self._one_by_one:
                 raise _DataError from error
             raise
@@ -377,7 +381,7 @@ class Runner:
             elif parked.request is Request.RETRY:
                 for attempt in range(1, MAX_ROW_CONFLICTS + 1):
                     try:
-                        self._retry(view, parked.order_id)
+                        retry(self.store, view, parked.order_id, self.recorder, self._project)
                         break
                     except RowConflictError:
                         logger.info("%s: retry of %s conflicted (try %d)", view, parked, attempt)
@@ -386,42 +390,6 @@ class Runner:
             applied += 1
         self._parked = None
         return applied
-
-    def _retry(self, view: str, order: str) -> None:
-        rows = Rows(self.store, view)
-        row = rows.get(PARKED, order)
-        if row is None or parked_from_row(row).request is not Request.RETRY:
-            return
-        parked = parked_from_row(row)
-        notifications = [
-            self.recorder.select_notifications(start=n, limit=1)[0] for n in parked.notification_ids
-        ]
-        done, reason = 0, None
-        for notification in notifications:
-            try:
-                self._project(notification, order, rows)
-            except _Unhandled as bad:
-                reason = bad.reason
-                break
-            done += 1
-        if reason is not None:  # apply those before the failing one, on a fresh copy
-            rows = Rows(self.store, view)
-            rows.get(PARKED, order)
-            for notification in notifications[:done]:
-                self._project(notification, order, rows)
-            left = ParkedOrder(order, parked.notification_ids[done:], reason, parked.parked_at)
-            rows.put(PARKED, order, parked_row_data(left), row.version + 1)
-        else:
-            rows.delete(PARKED, order)
-        try:
-            self.store.commit(rows.changes())
-        except (RowConflictError, PositionConflictError):
-            raise
-        except ViewStoreError as error:
-            reason = f"the view store refused its rows: {type(error).__name__}: {error}"
-            ViewParking(self.store, view).park(
-                order, parked.notification_ids, reason, keep_request=False
-            )
 
     def catch_up(
         self,
@@ -447,19 +415,6 @@ class Runner:
         while not stop.is_set():
             if self.run_once() == 0:
                 stop.wait(poll_interval)
-
-
-class _Unhandled(Exception):  # noqa: N818 - control flow: the order is parked
-    """``order``'s event ``notification`` could not be projected, because ``reason``."""
-
-    def __init__(self, order: str, notification: Notification | None, error: object) -> None:
-        reason = str(error) if isinstance(error, str) else f"{type(error).__name__}: {error}"
-        if notification is not None:
-            where = f"version {notification.originator_version}, {notification.topic}"
-            reason = f"notification {notification.id} ({where}): {reason}"
-        super().__init__(reason)
-        self.order = order
-        self.reason = reason
 
 
 class _DataError(Exception):

@@ -29,8 +29,8 @@ from adapters.local.backend import SQLiteLease
 from adapters.local.bus import InProcessBus
 from adapters.local.parking import SQLiteParkingLot
 from adapters.observability.telemetry import MetricsSink, RelayMetrics
-from adapters.relay.outbox import Relay, RelaySettings, RelayStatus
-from adapters.relay.ports import Lease, Metrics, Publisher
+from adapters.relay.outbox import Relay, RelaySettings
+from adapters.relay.ports import Lease, Metrics, Publisher, RelayStatus
 from adapters.settings import Settings
 from orders import OrderEvent, OrderService
 from projections.parking import ParkingLot

@@ -52,12 +52,12 @@ from adapters.relay.ports import (
     Entry,
     Lease,
     LeaseLostError,
-    LeaseTerm,
     Metrics,
     Publisher,
     PublishError,
     RelayCounters,
     RelayError,
+    RelayStatus,
     UnpublishableEventError,
 )
 from adapters.relay.window import Window
@@ -68,23 +68,6 @@ log = logging.getLogger(__name__)
 
 MAX_WINDOWS = 4
 """A window grows to at most this many pages while calls would go out short of entries."""
-
-
-@dataclass(frozen=True)
-class RelayStatus:
-    """Where the relay ``name`` is: ``position`` (last id published or parked, and recorded),
-    the log's ``head``, ``lag`` (head minus position), the lease's ``holder`` and how many
-    orders are ``parked``."""
-
-    name: str
-    position: int
-    head: int
-    holder: LeaseTerm | None
-    parked: int = 0
-
-    @property
-    def lag(self) -> int:
-        return self.head - self.position
 
 
 @dataclass

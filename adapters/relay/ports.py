@@ -1,5 +1,7 @@
 """The relay's ports: the bus it publishes to (:class:`Publisher`), the :class:`Lease` that
-lets one relay publish at a time, where it reports (:class:`Metrics`), and its errors.
+lets one relay publish at a time, where it reports (:class:`Metrics`, the
+:class:`RelayCounters` it keeps), what it says of itself (:class:`RelayStatus`), and its
+errors.
 
 The bus adapters are ``adapters.eventbridge.bus`` (Amazon EventBridge) and ``adapters.local.bus``
 (the local backend); the lease adapters ``adapters.local.backend`` (SQLite) and
@@ -126,6 +128,23 @@ class RelayCounters:
             "PublishCalls": self.calls - before.calls,
             "RetriedEntries": self.retried - before.retried,
         }
+
+
+@dataclass(frozen=True)
+class RelayStatus:
+    """Where the relay ``name`` is: ``position`` (last id published or parked, and recorded),
+    the log's ``head``, ``lag`` (head minus position), the lease's ``holder`` and how many
+    orders are ``parked``."""
+
+    name: str
+    position: int
+    head: int
+    holder: LeaseTerm | None
+    parked: int = 0
+
+    @property
+    def lag(self) -> int:
+        return self.head - self.position
 
 
 class RelayError(Exception):

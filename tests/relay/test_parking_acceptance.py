@@ -25,7 +25,7 @@ from adapters.bootstrap.consumers import local_handlers
 from adapters.bootstrap.projections import sqlite_view_store
 from adapters.bootstrap.relay import relay_for
 from adapters.cli.main import app
-from adapters.dynamodb import DynamoDBDatastore
+from adapters.dynamodb import DynamoDBDatastore, DynamoDBFactory
 from adapters.dynamodb.views import DynamoDBViewStore
 from adapters.eventbridge.bus import EventBridgePublisher
 from adapters.local.backend import local_env
@@ -266,3 +266,43 @@ class TestOnDynamoDB(DynamoDBLocalTestCase):
 
             assert_views_after_retry(service, store, skipped, summary_row)
             self.assertEqual(relay.parking.parked(), [])
+
+    def test_the_position_never_passes_a_parked_event_whose_record_failed(self) -> None:
+        """Given the bus refusing one order's entries and DynamoDB failing the write of its
+        parking record (a fault below our code) When the relay runs
+        Then it fails without recording a position past the parked event; run again with
+        the table healthy, it parks the order with all its events and reaches the head, the
+        other orders' events published (again: at least once, never lost)."""
+        service = OrderService(env=self.dynamodb_env())
+        self.addCleanup(service.close)
+        bad, *good = place_and_pay(service, 1 + GOOD)
+        failing = [True]
+
+        class Response:
+            status_code = 400
+
+        def refuse_parking(params: dict[str, Any], **_: Any) -> object:
+            if failing[0] and b"#parked#" in params["body"]:
+                error = {"Code": "AccessDeniedException", "Message": "forced"}
+                return Response(), {"Error": error, "ResponseMetadata": {}}
+            return None
+
+        assert isinstance(service.factory, DynamoDBFactory)
+        hooks: Any = service.factory.datastore.client.meta.events  # a hook that answers
+        hooks.register("before-call.dynamodb.UpdateItem", refuse_parking)
+        bus = RefusingBus({}, {bad})
+        relay = relay_for(service, bus, settings=FAST)
+
+        with pytest.raises(Exception, match="forced"):
+            relay.run_until_caught_up(deadline=float("inf"))
+        self.assertLess(relay.position(), notification_ids(service, bad)[0])
+        self.assertEqual(relay.parking.parked(), [])
+
+        failing[0] = False
+        relay.run_until_caught_up(deadline=float("inf"))
+
+        (parked,) = relay.parking.parked()
+        self.assertEqual(parked.notification_ids, notification_ids(service, bad))
+        self.assertEqual(relay.position(), service.recorder.max_notification_id())
+        published = {e.notification_id for e in bus.accepted}
+        self.assertEqual(published, {n for o in good for n in notification_ids(service, o)})
