@@ -31,6 +31,9 @@ NO_DATA = {
     ("indexer", "run"): "a worker: progress on stderr only",
     ("indexer", "verify"): "verify's output belongs to the verify work (issue 20 item 5)",
     ("package",): "runs pip: its JSON is asserted in tests/test_cli_package.py",
+    ("parked", "retry"): "needs a parked order: tests/relay/test_parking_acceptance.py",
+    ("parked", "skip"): "needs a parked order: tests/relay/test_parking_acceptance.py",
+    ("aws", "setup"): "needs AWS endpoints: tests/test_aws_setup.py runs it on moto",
 }
 """Commands this test does not run with ``--output json``, and why."""
 
@@ -111,6 +114,8 @@ def local_cases(ids: dict[str, str]) -> dict[tuple[str, ...], list[str]]:
         ("downstream", "by-status"): ["completed", ids["day"]],
         ("relay", "run"): ["--to", "in-process", "--once"],
         ("relay", "status"): [],
+        ("config",): [],
+        ("parked", "list"): [],
     }
 
 

@@ -3,10 +3,12 @@ shows every field whole, and text a user stored can never act on the terminal.""
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
 import select
+import sqlite3
 import struct
 import subprocess
 import sys
@@ -23,6 +25,8 @@ from adapters.local.backend import local_env
 from orders import OrderLine, OrderService
 
 ESCAPE_SKU = "A\x1b[2JB"
+ESCAPE_PLACEHOLDER = "ESCAPE-SKU-PLACEHOLDER"
+RED_PLACEHOLDER = "RED-REASON-PLACEHOLDER"
 BIDI_SKU = "X\u202eY\u200bZ"
 ORDERS = str(Path(sys.executable).with_name("orders"))
 
@@ -68,17 +72,33 @@ def in_terminal(columns: int, *arguments: str) -> str:
 def journeys(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, UUID, UUID]:
     """A data dir with an order that went through every event type but cancelling (placed,
     lines changed, paid, shipped, completed) and one that was cancelled, both with SKUs that
-    hold escape sequences and bidi and zero-width characters."""
+    hold escape sequences and bidi and zero-width characters.
+
+    The domain refuses control characters in new text (``text-printable``), so the escape
+    sequences are written into the stored events afterwards, as an older version of the
+    service or another writer of the database could have stored them."""
     data_dir = tmp_path_factory.mktemp("terminal")
     service = OrderService(env=local_env(data_dir))
-    lines = [OrderLine(ESCAPE_SKU, 2, Decimal("12.50"))]
+    lines = [OrderLine(ESCAPE_PLACEHOLDER, 2, Decimal("12.50"))]
     completed = service.place_order("customer-with-a-long-id-0123456789", lines, "EUR").order_id
     service.change_lines(completed, [*lines, OrderLine(BIDI_SKU, 1, Decimal("3.25"))])
     service.confirm_payment(completed, "payment-0123456789-abcdefghij", Decimal("28.25"))
     service.ship(completed, causation_id="warehouse-message-0123456789")
     service.complete(completed, causation_id="carrier-message-0123456789")
     cancelled = service.place_order("c-2", lines, "EUR").order_id
-    service.cancel(cancelled, "the customer changed their mind \x1b[31mred\x1b[0m")
+    service.cancel(cancelled, f"the customer changed their mind {RED_PLACEHOLDER}")
+    service.close()
+    stored = {
+        ESCAPE_PLACEHOLDER: json.dumps(ESCAPE_SKU)[1:-1],
+        RED_PLACEHOLDER: json.dumps("\x1b[31mred\x1b[0m")[1:-1],
+    }
+    with contextlib.closing(sqlite3.connect(data_dir / "events.sqlite3")) as database:
+        for placeholder, text in stored.items():
+            database.execute(
+                "UPDATE stored_events SET state = CAST(replace(CAST(state AS TEXT), ?, ?) AS BLOB)",
+                (placeholder, text),
+            )
+        database.commit()
     return data_dir, completed, cancelled
 
 

@@ -7,7 +7,7 @@ from typing import Any
 from adapters.bootstrap.service import persistence_env
 from adapters.dynamodb import DynamoDBFactory
 from adapters.dynamodb.indexer import Indexer
-from adapters.settings import Backend, Settings
+from adapters.settings import Backend, Settings, SettingsError
 from orders import OrderService
 
 
@@ -20,7 +20,7 @@ def configured_indexer(settings: Settings, **options: Any) -> Indexer:
     """An indexer of the configured table and namespace; ``ValueError`` off DynamoDB."""
     if settings.backend is not Backend.DYNAMODB:
         msg = "the indexer works on the DynamoDB backend: use --backend dynamodb"
-        raise ValueError(msg)
+        raise SettingsError(msg)
     factory = DynamoDBFactory(persistence_env(settings))
     return Indexer(
         factory.datastore, factory.streams_client(), indexer_namespace(settings), **options

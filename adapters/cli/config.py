@@ -2,33 +2,22 @@
 
 from __future__ import annotations
 
-import json
-from enum import StrEnum
-from typing import Annotated
-
 import typer
 
 from adapters.cli.context import runtime_of
+from adapters.cli.output import emit, wants_json
 
 
-class Output(StrEnum):
-    TABLE = "table"
-    JSON = "json"
-
-
-def show_config(
-    context: typer.Context,
-    output: Annotated[Output, typer.Option(help="Output format")] = Output.TABLE,
-) -> None:
+def show_config(context: typer.Context) -> None:
     """Every setting: its environment variable, value, source (option, environment or
-    default) and meaning. Secrets are masked."""
+    default) and meaning. Secrets are masked. ``--output json``: a list of those four fields."""
     from rich.console import Console  # noqa: PLC0415 - imported when run
     from rich.table import Table  # noqa: PLC0415
 
     rows = runtime_of(context).settings.shown()
-    if output is Output.JSON:
+    if wants_json(context):
         fields = ("variable", "value", "source", "description")
-        typer.echo(json.dumps([dict(zip(fields, row, strict=True)) for row in rows], indent=2))
+        emit(context, [dict(zip(fields, row, strict=True)) for row in rows])
         return
     table = Table(title="settings")
     for column in ("variable", "value", "source", "meaning"):

@@ -95,6 +95,7 @@ def _operational_errors() -> tuple[type[BaseException], ...]:
     from adapters.bootstrap.consumers import ConsumerConfigError  # noqa: PLC0415
     from adapters.deploy.resources import MissingResourceError  # noqa: PLC0415
     from adapters.settings import SettingsError  # noqa: PLC0415
+    from adapters.relay.ports import RelayError  # noqa: PLC0415
     from adapters.sqs.dead_letters import RedriveError  # noqa: PLC0415
     from adapters.sqs.worker import QueueError  # noqa: PLC0415
     from orders.errors import OrderError  # noqa: PLC0415
@@ -113,6 +114,7 @@ def _operational_errors() -> tuple[type[BaseException], ...]:
         TimeoutError,
         QueueError,
         RedriveError,
+        RelayError,
         ConsumerConfigError,
         MissingResourceError,
         ViewStoreError,

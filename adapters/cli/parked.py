@@ -30,12 +30,14 @@ from adapters.bootstrap.relay import (
     relay_name,
 )
 from adapters.cli.context import Backends, backends, runtime_of
+from adapters.cli.errors import CommandError
+from adapters.cli.output import emit, wants_json
 from adapters.cli.relay import BusName
 from adapters.eventbridge.bus import EventBridgePublisher
 from adapters.local.bus import InProcessBus
 from adapters.relay.ports import Publisher
 from adapters.settings import Settings
-from projections.parking import NotParkedError, ParkingLot, Request
+from projections.parking import NotParkedError, ParkedOrder, ParkingLot, Request
 from projections.runtime import Runner
 from projections.views import PROJECTIONS, projection_named
 
@@ -82,7 +84,7 @@ def _publisher(chosen: Backends, name: str, settings: Settings | None = None) ->
         bus = destination.removeprefix(EVENTBRIDGE)
         return EventBridgePublisher(events_client(settings), bus) if settings else None
     msg = f"no relay {name!r}: the relays are relay:{IN_PROCESS} and relay:{EVENTBRIDGE}BUS"
-    raise ValueError(msg)
+    raise CommandError(msg)
 
 
 def every_worker(chosen: Backends, bus: str) -> list[Worker]:
@@ -99,6 +101,19 @@ def settle(chosen: Backends, worker: Worker, settings: Settings) -> bool:
     publisher = _publisher(chosen, worker.name, settings)
     assert publisher is not None
     return relay_for(chosen.service, publisher, name=worker.name).settle()
+
+
+def _document(worker: str, parked: ParkedOrder) -> dict[str, object]:
+    """A parked order as JSON."""
+    return {
+        "worker": worker,
+        "order_id": parked.order_id,
+        "notification_ids": list(parked.notification_ids),
+        "reason": parked.reason,
+        "parked_at": _time(parked.parked_at),
+        "request": parked.request.value if parked.request else None,
+        "note": parked.note,
+    }
 
 
 def _time(seconds: float) -> str:
@@ -132,6 +147,9 @@ def list_parked(
     chosen = backends(context)
     bus = bus or runtime_of(context).settings.bus_name
     workers = [worker_named(chosen, worker)] if worker else every_worker(chosen, bus)
+    if wants_json(context):
+        emit(context, {"parked": [_document(w.name, p) for w in workers for p in w.lot.parked()]})
+        return
     count = 0
     for each in workers:
         for parked in each.lot.parked():
@@ -176,7 +194,7 @@ def _ask(
     try:
         chosen_worker.lot.ask(str(order_id), request, note)
     except NotParkedError as error:
-        raise ValueError(str(error)) from None
+        raise CommandError(str(error)) from None
     if not settle(chosen, chosen_worker, runtime_of(context).settings):
         typer.echo(
             f"{worker}: {request.value} of order {order_id} recorded; the relay holding "

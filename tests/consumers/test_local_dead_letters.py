@@ -72,5 +72,5 @@ def test_an_unknown_route_is_one_clear_line(tmp_path: Path) -> None:
     result = orders(tmp_path, "dlq", "list", "nowhere", "--transport", "in-process")
     assert result.returncode == 1
     assert result.stderr.strip() == (
-        "error: the local bus has no route 'nowhere' (routes: views, notifications, saga)"
+        "orders: error: the local bus has no route 'nowhere' (routes: views, notifications, saga)"
     )
