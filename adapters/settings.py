@@ -53,13 +53,16 @@ class SettingsError(ValueError):
     """A setting has a value that is not allowed; the message is one line naming it."""
 
 
-def setting(variable: str, default: Any, description: str, *, secret: bool = False) -> Any:
-    """A field read from the environment variable ``variable``."""
+def setting(
+    variable: str, default: Any, description: str, *, secret: bool = False, **bounds: float
+) -> Any:
+    """A field read from the environment variable ``variable`` (``bounds``: ``gt``, ``ge``)."""
     return Field(
         default,
         validation_alias=variable,
         description=description,
         json_schema_extra={"variable": variable, "secret": secret},
+        **bounds,
     )
 
 
@@ -87,19 +90,14 @@ class Settings(BaseSettings):
     create_tables: bool = setting(
         "DYNAMODB_CREATE_TABLE", False, "create missing tables (development only)"
     )
-    poll_interval: float = Field(
-        1.0,
-        gt=0,
-        validation_alias="DYNAMODB_POLL_INTERVAL",
-        description="seconds between reads of a log subscription",
-        json_schema_extra={"variable": "DYNAMODB_POLL_INTERVAL", "secret": False},
+    poll_interval: float = setting(
+        "DYNAMODB_POLL_INTERVAL", 1.0, "seconds between reads of a log subscription", gt=0
     )
-    dynamodb_max_attempts: int = Field(
+    dynamodb_max_attempts: int = setting(
+        "DYNAMODB_MAX_ATTEMPTS",
         5,
+        "botocore's tries of one DynamoDB call (standard retry mode)",
         ge=1,
-        validation_alias="DYNAMODB_MAX_ATTEMPTS",
-        description="botocore's tries of one DynamoDB call (standard retry mode)",
-        json_schema_extra={"variable": "DYNAMODB_MAX_ATTEMPTS", "secret": False},
     )
     views_table: str | None = setting(
         "ORDERS_VIEWS_TABLE", None, "the read models' table (default: <events table>-views)"
@@ -111,45 +109,28 @@ class Settings(BaseSettings):
     )
 
     # -- the order service -------------------------------------------------------------
-    snapshot_interval: int = Field(
-        0,
-        ge=0,
-        validation_alias="ORDERS_SNAPSHOT_INTERVAL",
-        description="snapshot an order every N events (0: never)",
-        json_schema_extra={"variable": "ORDERS_SNAPSHOT_INTERVAL", "secret": False},
+    snapshot_interval: int = setting(
+        "ORDERS_SNAPSHOT_INTERVAL", 0, "snapshot an order every N events (0: never)", ge=0
     )
-    max_attempts: int = Field(
-        5,
-        ge=1,
-        validation_alias="ORDERS_MAX_ATTEMPTS",
-        description="tries of a command that loses a concurrent save",
-        json_schema_extra={"variable": "ORDERS_MAX_ATTEMPTS", "secret": False},
+    max_attempts: int = setting(
+        "ORDERS_MAX_ATTEMPTS", 5, "tries of a command that loses a concurrent save", ge=1
     )
-    aggregate_cache_size: int = Field(
-        1000,
-        ge=0,
-        validation_alias="AGGREGATE_CACHE_MAXSIZE",
-        description="orders kept in memory per process (0: no cache)",
-        json_schema_extra={"variable": "AGGREGATE_CACHE_MAXSIZE", "secret": False},
+    aggregate_cache_size: int = setting(
+        "AGGREGATE_CACHE_MAXSIZE", 1000, "orders kept in memory per process (0: no cache)", ge=0
     )
 
     # -- relay, bus and consumers ----------------------------------------------------------
     bus_name: str = setting(
         "ORDERS_BUS_NAME", "orders", "the EventBridge bus the relay publishes to"
     )
-    relay_lease_seconds: float = Field(
-        60.0,
-        gt=0,
-        validation_alias="ORDERS_RELAY_LEASE_SECONDS",
-        description="the relay lease's term",
-        json_schema_extra={"variable": "ORDERS_RELAY_LEASE_SECONDS", "secret": False},
+    relay_lease_seconds: float = setting(
+        "ORDERS_RELAY_LEASE_SECONDS", 60.0, "the relay lease's term", gt=0
     )
-    bus_max_bytes: int = Field(
+    bus_max_bytes: int = setting(
+        "ORDERS_BUS_MAX_BYTES",
         256 * 1024,
+        "EventBridge's size limit per PutEvents call and entry (1 MB since 2026-01)",
         gt=0,
-        validation_alias="ORDERS_BUS_MAX_BYTES",
-        description="EventBridge's size limit per PutEvents call and entry (1 MB since 2026-01)",
-        json_schema_extra={"variable": "ORDERS_BUS_MAX_BYTES", "secret": False},
     )
     consumers: str = setting(
         "ORDERS_CONSUMERS", "views", "comma-separated consumers: views, notifications, saga"
@@ -162,26 +143,20 @@ class Settings(BaseSettings):
     )
 
     # -- AWS clients ------------------------------------------------------------------------
-    connect_timeout: float = Field(
-        2.0,
-        gt=0,
-        validation_alias="ORDERS_AWS_CONNECT_TIMEOUT",
-        description="seconds to open a connection to an AWS endpoint",
-        json_schema_extra={"variable": "ORDERS_AWS_CONNECT_TIMEOUT", "secret": False},
+    connect_timeout: float = setting(
+        "ORDERS_AWS_CONNECT_TIMEOUT", 2.0, "seconds to open a connection to an AWS endpoint", gt=0
     )
-    read_timeout: float = Field(
+    read_timeout: float = setting(
+        "ORDERS_AWS_READ_TIMEOUT",
         10.0,
+        "seconds to wait for an AWS answer (the relay's is also under lease/4)",
         gt=0,
-        validation_alias="ORDERS_AWS_READ_TIMEOUT",
-        description="seconds to wait for an AWS answer (the relay's is also under lease/4)",
-        json_schema_extra={"variable": "ORDERS_AWS_READ_TIMEOUT", "secret": False},
     )
-    aws_max_attempts: int = Field(
+    aws_max_attempts: int = setting(
+        "ORDERS_AWS_MAX_ATTEMPTS",
         5,
+        "botocore's tries of one call to EventBridge, SQS, SNS or CloudWatch",
         ge=1,
-        validation_alias="ORDERS_AWS_MAX_ATTEMPTS",
-        description="botocore's tries of one call to EventBridge, SQS, SNS or CloudWatch",
-        json_schema_extra={"variable": "ORDERS_AWS_MAX_ATTEMPTS", "secret": False},
     )
 
     # -- observability and errors ---------------------------------------------------------
