@@ -54,15 +54,22 @@ class SettingsError(ValueError):
 
 
 def setting(
-    variable: str, default: Any, description: str, *, secret: bool = False, **bounds: float
+    variable: str,
+    default: Any,
+    description: str,
+    *,
+    secret: bool = False,
+    gt: float | None = None,
+    ge: float | None = None,
 ) -> Any:
-    """A field read from the environment variable ``variable`` (``bounds``: ``gt``, ``ge``)."""
+    """A field read from the environment variable ``variable``, above ``gt`` or from ``ge``."""
     return Field(
         default,
         validation_alias=variable,
         description=description,
         json_schema_extra={"variable": variable, "secret": secret},
-        **bounds,
+        gt=gt,
+        ge=ge,
     )
 
 
