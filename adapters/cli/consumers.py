@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import signal
-import threading
-from types import FrameType
 from typing import Annotated
 
 import boto3
@@ -24,6 +21,7 @@ from adapters.cli.projections import Backends, backends
 from adapters.observability.observed import observe_consumer
 from adapters.observability.telemetry import get_logger
 from adapters.sqs.worker import BatchOutcome, QueueError, SqsConsumer, queue_url
+from adapters.supervisor import WorkerStoppedError, stop_on_signals
 
 consumers_app = typer.Typer(no_args_is_help=True, help="SQS consumers: views, notifications, saga.")
 console = Console(width=160)
@@ -94,20 +92,13 @@ def run(
         errors.print(f"error: {error}", markup=False, highlight=False)
         raise typer.Exit(1) from None
 
-    stop = threading.Event()
-
-    def request_stop(signum: int, _: FrameType | None) -> None:
-        console.print(f"{signal.Signals(signum).name}: stopping after the batch in work")
-        stop.set()
-
-    signal.signal(signal.SIGTERM, request_stop)
-    signal.signal(signal.SIGINT, request_stop)
     console.print(f"consuming {queue} ({', '.join(c.value for c in consumer or [Consumer.VIEWS])})")
-    try:
-        worker.run(stop, on_batch=_report)
-    except (BotoCoreError, ClientError) as error:
-        errors.print(f"error: {error}", markup=False, highlight=False)
-        raise typer.Exit(1) from None
+    with stop_on_signals() as stop:
+        try:
+            worker.run(stop, on_batch=_report, metrics=settings_of(context).metrics)
+        except WorkerStoppedError as error:
+            errors.print(f"error: {error}", markup=False, highlight=False)
+            raise typer.Exit(1) from None
     console.print("stopped")
 
 

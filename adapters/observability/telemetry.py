@@ -105,6 +105,15 @@ INDEXER_LAG: Final = MetricSpec(
 PROJECTION_LAG: Final = MetricSpec(
     "ProjectionLag", "Count", ("Projection",), "notifications a projection has yet to apply"
 )
+WORKER_TRANSIENT_ERRORS: Final = MetricSpec(
+    "WorkerTransientErrors",
+    "Count",
+    ("Worker",),
+    "transient AWS errors (throttling, 5xx, connection, timeout) a worker paused on and survived",
+)
+WORKER_STOPPED: Final = MetricSpec(
+    "WorkerStopped", "Count", ("Worker",), "a worker stopped on a permanent error"
+)
 CONSUMER_SUCCESSES: Final = MetricSpec(
     "ConsumerSuccesses", "Count", ("Consumer",), "messages a consumer handled"
 )
@@ -128,6 +137,8 @@ ALL_METRICS: Final = (
     RELAY_STOPPED,
     INDEXER_LAG,
     PROJECTION_LAG,
+    WORKER_TRANSIENT_ERRORS,
+    WORKER_STOPPED,
     CONSUMER_SUCCESSES,
     CONSUMER_FAILURES,
 )
