@@ -26,6 +26,7 @@ from eventsourcing.persistence import PersistenceError
 from typer._click.exceptions import NoArgsIsHelpError, UsageError  # typer vendors click
 from typer.core import TyperGroup
 
+from adapters.supervisor import WorkerStoppedError
 from orders import OrderError
 
 TRACEBACK_VARIABLE = "ORDERS_TRACEBACK"
@@ -47,6 +48,7 @@ OPERATIONAL_ERRORS: tuple[type[BaseException], ...] = (
     BotoCoreError,
     ClientError,
     OSError,
+    WorkerStoppedError,
 )
 """What a user can cause or fix (bad input, configuration, an unreachable or missing resource);
 reported by their message alone. Anything else is reported with its type too."""

@@ -93,7 +93,11 @@ RELAY_FAILED: Final = MetricSpec(
 )
 RELAY_CALLS: Final = MetricSpec("RelayPutEventsCalls", "Count", (), "PutEvents calls made")
 RELAY_STOPPED: Final = MetricSpec(
-    "RelayStopped", "Count", (), "the relay stopped on an event it can never publish"
+    "RelayStopped",
+    "Count",
+    (),
+    "the relay stopped: an event it can never publish, a call refused for good (missing bus, "
+    "access denied) or any other permanent error",
 )
 INDEXER_LAG: Final = MetricSpec(
     "IndexerLag",
@@ -288,6 +292,7 @@ class RelayMetrics:
         "RetriedEntries": RELAY_FAILED,
         "PublishCalls": RELAY_CALLS,
         "UnpublishableEvents": RELAY_STOPPED,
+        "Stopped": RELAY_STOPPED,
         "Lag": RELAY_LAG,
     }
 

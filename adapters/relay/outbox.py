@@ -47,6 +47,8 @@ from eventsourcing.persistence import (
     TrackingRecorder,
 )
 
+from adapters.supervisor import PAUSES, Supervisor, WorkerStoppedError
+from orders.backoff import Backoff
 from schemas import Envelope
 
 log = logging.getLogger(__name__)
@@ -261,25 +263,34 @@ class Relay:
             self.position(), self.recorder.max_notification_id() or 0, self.lease.holder()
         )
 
-    def run(self, stop: threading.Event | None = None) -> None:
+    def run(self, stop: threading.Event | None = None, backoff: Backoff = PAUSES) -> None:
         """Relays until ``stop`` is set (or :meth:`stop` is called), then releases the lease.
 
-        Raises :class:`RelayError` (an :class:`UnpublishableEventError`, or a call refused for
-        good, such as a missing bus) after recording the position it reached.
+        Supervised: a transient error (a throttled read, a reset) pauses (``backoff``) and the
+        relay goes on. Any other error (an :class:`UnpublishableEventError`, a call refused for
+        good such as a missing bus or access denied) reports ``Stopped`` to the metrics and
+        raises :class:`~adapters.supervisor.WorkerStoppedError` after recording the position.
         """
         if stop is not None:
             self._stop = stop
+
+        def step() -> None:
+            if not self.hold_lease():
+                self._stop.wait(self.settings.poll_seconds)
+                return
+            try:
+                published = self.relay_window()
+            except (LeaseLostError, _Stopped):
+                return
+            if published < self.settings.window:
+                self._stop.wait(self.settings.poll_seconds)
+
         try:
-            while not self._stop.is_set():
-                if not self.hold_lease():
-                    self._stop.wait(self.settings.poll_seconds)
-                    continue
-                try:
-                    published = self.relay_window()
-                except (LeaseLostError, _Stopped):
-                    continue
-                if published < self.settings.window:
-                    self._stop.wait(self.settings.poll_seconds)
+            Supervisor("relay", self._stop, backoff=backoff).run(step)
+        except WorkerStoppedError as stopped:
+            if not isinstance(stopped.__cause__, UnpublishableEventError):  # reported already
+                self._report({"Stopped": 1})
+            raise
         finally:
             if self._term_ends:
                 self.lease.release(self.owner)

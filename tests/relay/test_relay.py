@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
@@ -15,7 +16,7 @@ from adapters.bootstrap.relay import relay_for
 from adapters.eventbridge.bus import entry_size
 from adapters.eventbridge.wiring import BusWiring, Route
 from adapters.local.bus import InProcessBus
-from adapters.observability.telemetry import NullMetrics, RelayMetrics
+from adapters.observability.telemetry import EmfMetrics, NullMetrics, RelayMetrics
 from adapters.relay.outbox import (
     Entry,
     PublishError,
@@ -24,6 +25,7 @@ from adapters.relay.outbox import (
     RelayError,
     UnpublishableEventError,
 )
+from adapters.supervisor import WorkerStoppedError
 from orders import OrderLine, OrderService
 from schemas import Envelope
 from tests.relay.support import FAST
@@ -151,8 +153,10 @@ def test_an_event_that_cannot_be_mapped_stops_the_relay_naming_it(service: Order
     bus, metrics = ScriptedBus(), Metrics()
     relay = relay_to(service, bus, metrics)
 
-    with pytest.raises(UnpublishableEventError, match=rf"notification {bad_id} .* cannot be"):
+    with pytest.raises(WorkerStoppedError, match=rf"notification {bad_id} .* cannot be") as info:
         relay.run(threading.Event())
+
+    assert isinstance(info.value.__cause__, UnpublishableEventError)
 
     assert sorted(e.notification_id for e in bus.accepted) == list(range(1, bad_id))
     assert relay.position() == bad_id - 1
@@ -218,6 +222,25 @@ def test_a_call_that_fails_as_a_whole_is_sent_again_and_a_lasting_one_stops_the_
     broken.fail_with = PublishError("PutEvents to bus 'orders': no such bus", retryable=False)
     with pytest.raises(RelayError, match="no such bus"):
         relay_to(service, broken).run_until_caught_up(deadline=float("inf"))
+
+
+def test_a_running_relay_refused_for_good_emits_relay_stopped_and_stops(
+    service: OrderService, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Given a bus that refuses every call for good (missing bus) When the relay runs
+    Then it stops with that reason and an EMF line carries RelayStopped 1."""
+    place(service, 1)
+    broken = ScriptedBus()
+    broken.fail_calls = 1
+    broken.fail_with = PublishError("PutEvents to bus 'orders': no such bus", retryable=False)
+    sink = EmfMetrics()
+    relay = relay_for(service, broken, settings=FAST, metrics=RelayMetrics(sink))
+    with pytest.raises(WorkerStoppedError, match=r"relay stopped: RelayError: .*no such bus"):
+        relay.run(threading.Event())
+    sink.flush()
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if "{" in line]
+    assert [line["RelayStopped"] for line in lines if "RelayStopped" in line] == [[1.0]]
+    assert relay.position() == 0
 
 
 def test_a_relay_without_the_lease_publishes_nothing(service: OrderService) -> None:

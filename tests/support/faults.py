@@ -7,7 +7,7 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-from botocore.awsrequest import AWSResponse
+from botocore.awsrequest import AWSResponse, HTTPHeaders
 from botocore.exceptions import ConnectionClosedError
 
 
@@ -21,7 +21,9 @@ class _Raw:
 
 def _json_error(status: int, code: str, url: str) -> AWSResponse:
     body = json.dumps({"__type": code, "message": f"injected {code}"}).encode()
-    headers = {"Content-Type": "application/x-amz-json-1.0", "x-amzn-query-error": f"{code};Sender"}
+    headers = HTTPHeaders()
+    headers["Content-Type"] = "application/x-amz-json-1.0"
+    headers["x-amzn-query-error"] = f"{code};Sender"
     return AWSResponse(url, status, headers, _Raw(body))
 
 
