@@ -28,26 +28,32 @@ def _json_error(status: int, code: str, url: str) -> AWSResponse:
 
 
 class FaultPlan:
-    """Answers the first ``len(plan)`` sends of ``operation`` with the faults in ``plan``
-    (``"throttle"``, ``"5xx"``, ``"reset"``), then passes every send through; counts them."""
+    """Answers the first ``len(plan)`` sends of ``operation`` (``"*"``: any) whose body holds
+    ``marker`` with the faults in ``plan`` (``"throttle"``, ``"5xx"``, ``"reset"``,
+    ``"denied"``), then passes every send through; counts them."""
 
-    def __init__(self, client: Any, operation: str, plan: list[str]) -> None:
+    def __init__(self, client: Any, operation: str, plan: list[str], marker: str = "") -> None:
         self.plan = list(plan)
+        self.marker = marker.encode()
         self.injected = 0
         service = client.meta.service_model.service_id.hyphenize()
-        client.meta.events.register(f"before-send.{service}.{operation}", self._send)
+        event = f"before-send.{service}" + ("" if operation == "*" else f".{operation}")
+        client.meta.events.register(event, self._send)
 
     @property
     def exhausted(self) -> bool:
         return not self.plan
 
     def _send(self, request: Any, **_: Any) -> AWSResponse | None:
-        if not self.plan:
+        body = request.body if isinstance(request.body, bytes) else str(request.body).encode()
+        if not self.plan or self.marker not in body:
             return None
         fault = self.plan.pop(0)
         self.injected += 1
         if fault == "throttle":
             return _json_error(400, "ThrottlingException", request.url)
+        if fault == "denied":
+            return _json_error(400, "AccessDeniedException", request.url)
         if fault == "5xx":
             return _json_error(503, "ServiceUnavailable", request.url)
         raise ConnectionClosedError(endpoint_url=request.url)
