@@ -13,7 +13,7 @@ import pytest
 from adapters.bootstrap.consumers import record_handler_from_env
 from adapters.bootstrap.projections import dynamodb_view_store
 from adapters.bootstrap.relay import relay_for
-from adapters.deploy.template import template
+from adapters.deploy.template import QUEUE_VISIBILITY_SECONDS, template
 from adapters.eventbridge.bus import EventBridgePublisher
 from adapters.sqs.worker import SqsConsumer, queue_url
 from orders import OrderLine, OrderService
@@ -96,7 +96,7 @@ def test_the_stack_creates_what_the_functions_need(
     for route in ("views", "notifications", "saga"):
         url = sqs.get_queue_url(QueueName=f"orders-test-{route}")["QueueUrl"]
         attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
-        assert attributes["VisibilityTimeout"] == "30"
+        assert attributes["VisibilityTimeout"] == str(QUEUE_VISIBILITY_SECONDS)
         assert attributes["MessageRetentionPeriod"] == "1209600"
         redrive = json.loads(attributes["RedrivePolicy"])
         assert redrive["maxReceiveCount"] == 3

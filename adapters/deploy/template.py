@@ -39,14 +39,17 @@ from adapters.eventbridge.wiring import BusWiring, Route, input_transformer
 from adapters.observability.telemetry import (
     INDEXER_LAG,
     NAMESPACE_VARIABLE,
+    PROJECTION_LAG,
     RELAY_LAG,
     RELAY_STOPPED,
     MetricSpec,
 )
+from projections.views import PROJECTIONS
 
 TEMPLATE_PATH = Path(__file__).resolve().parents[2] / "template.json"
 
-CONSUMER_TIMEOUT_SECONDS = 25  # under the queues' visibility timeout, as Lambda requires
+CONSUMER_TIMEOUT_SECONDS = 25
+QUEUE_VISIBILITY_SECONDS = 6 * CONSUMER_TIMEOUT_SECONDS  # AWS asks for at least 6x the timeout
 WORKER_TIMEOUT_SECONDS = 70  # a scheduled worker runs until 10 s before this, every minute
 RUNTIME = "python3.12"
 EVENTS_NAMESPACE = "orderservice_events"
@@ -218,6 +221,22 @@ def _function(
             },
         },
         f"{logical}Function": function,
+        **{
+            f"{logical}{metric}Alarm": _alarm(
+                f"{logical.lower()}: the function's {metric} ({meaning})",
+                {
+                    "Namespace": "AWS/Lambda",
+                    "MetricName": metric,
+                    "Dimensions": [{"Name": "FunctionName", "Value": ref(f"{logical}Function")}],
+                },
+                "Sum",
+                0,
+            )
+            for metric, meaning in (
+                ("Errors", "invocations that raised or timed out"),
+                ("Throttles", "invocations refused for concurrency"),
+            )
+        },
     }
 
 
@@ -252,7 +271,10 @@ def _alarm(
     *,
     periods: int = 1,
     comparison: str = "GreaterThanThreshold",
+    missing: str = "notBreaching",
 ) -> Json:
+    """An alarm to the alarm topic; a heartbeat metric's alarm passes ``missing="breaching"``
+    so a worker that stopped reporting alarms."""
     return {
         "Type": "AWS::CloudWatch::Alarm",
         "Properties": {
@@ -263,7 +285,7 @@ def _alarm(
             "EvaluationPeriods": periods,
             "Threshold": threshold,
             "ComparisonOperator": comparison,
-            "TreatMissingData": "notBreaching",
+            "TreatMissingData": missing,
             "AlarmActions": [ref("AlarmTopic")],
         },
     }
@@ -330,7 +352,9 @@ def _consumer(route: Route) -> dict[str, Json]:
             "Type": "AWS::SQS::Queue",
             "Properties": {
                 "QueueName": sub(WIRING.queue_name(route)),
-                "VisibilityTimeout": WIRING.visibility_timeout_seconds,
+                "VisibilityTimeout": max(
+                    QUEUE_VISIBILITY_SECONDS, WIRING.visibility_timeout_seconds
+                ),
                 "MessageRetentionPeriod": WIRING.retention_seconds,
                 "RedrivePolicy": {
                     "deadLetterTargetArn": arn(dlq),
@@ -470,14 +494,33 @@ def template() -> Json:
         ),
         **_every_minute("Projections"),
         "RelayLagAlarm": _alarm(
-            "relay: notifications waiting to be published above the threshold for 5 minutes",
+            "relay: notifications waiting to be published above the threshold for 5 minutes, "
+            "or no lag reported (a silent relay)",
             _ours(RELAY_LAG),
             "Maximum",
             ref("RelayLagThreshold"),
             periods=5,
+            missing="breaching",
         ),
+        **{
+            f"ProjectionLag{''.join(w.title() for w in name.split('_'))}Alarm": _alarm(
+                f"projection {name}: notifications to apply above the threshold for 5 minutes, "
+                "or no lag reported (a silent projections worker)",
+                {
+                    "Namespace": ref("MetricsNamespace"),
+                    "MetricName": PROJECTION_LAG.name,
+                    "Dimensions": [{"Name": "Projection", "Value": name}],
+                },
+                "Maximum",
+                ref("ProjectionLagThreshold"),
+                periods=5,
+                missing="breaching",
+            )
+            for name in PROJECTIONS
+        },
         "RelayStoppedAlarm": _alarm(
-            "relay: stopped on an event it can never publish (see its logs)",
+            "relay: stopped (an event it can never publish, a call refused for good such as a "
+            "missing bus or access denied; see its logs)",
             _ours(RELAY_STOPPED),
             "Sum",
             1,
@@ -533,6 +576,12 @@ def template() -> Json:
                 "Default": 1000,
                 "MinValue": 1,
                 "Description": "Alarm when this many notifications wait to be published",
+            },
+            "ProjectionLagThreshold": {
+                "Type": "Number",
+                "Default": 1000,
+                "MinValue": 1,
+                "Description": "Alarm when a projection has this many notifications to apply",
             },
             "IndexerLagThresholdMs": {
                 "Type": "Number",
