@@ -30,6 +30,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from adapters.consumers.dispatcher import failure_reason
 from adapters.observability.observed import observe_consumer
+from adapters.sns.idempotency import register_lambda_context
 from adapters.observability.telemetry import (
     MetricsSink,
     get_logger,
@@ -85,6 +86,8 @@ def handler(event: dict[str, Any], context: Any) -> PartialItemFailureResponse:
     """The deployed entry point (see the module docstring); each message counts as a
     ``ConsumerSuccesses`` or ``ConsumerFailures`` of its consumer (EMF, flushed per call)."""
     handle, metrics = _configured()
+    if context is not None:
+        register_lambda_context(context)  # in-progress records expire with this invocation
     try:
         return handle(event, context)
     finally:
