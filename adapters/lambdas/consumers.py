@@ -30,13 +30,13 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from adapters.consumers.dispatcher import failure_reason
 from adapters.observability.observed import observe_consumer
-from adapters.sns.idempotency import register_lambda_context
 from adapters.observability.telemetry import (
     MetricsSink,
     get_logger,
     lambda_json_logs,
     metrics_from_env,
 )
+from adapters.sns.idempotency import register_lambda_context
 
 logger = logging.getLogger(__name__)
 

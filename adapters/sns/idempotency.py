@@ -10,8 +10,8 @@ record deleted, so the retry runs it.
 An ``INPROGRESS`` record left by a crash expires when the Lambda invocation holding it ends: the
 Lambda entry point passes its real context to :func:`register_lambda_context` on every
 invocation. Outside Lambda (the CLI worker) it expires after ``in_progress_seconds`` (default
-30, the worker's visibility timeout; far longer than a publish takes); a redelivery before then fails
-(the message is retried), one after it runs the handler. So what a crash can still do:
+30, the worker's visibility timeout; far longer than a publish takes); a redelivery before
+then fails (the message is retried), one after it runs the handler. So what a crash can still do:
 
 - between the publish and the ``COMPLETED`` update: the retry publishes again, **one duplicate
   notification** (the one gap every "record, then act" scheme has; SNS has no conditional
