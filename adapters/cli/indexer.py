@@ -7,12 +7,10 @@ status 1.
 
 from __future__ import annotations
 
-import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from types import FrameType
 from typing import Annotated, Any
 
 import typer
@@ -21,7 +19,9 @@ from rich.console import Console
 
 from adapters.dynamodb import DynamoDBFactory
 from adapters.dynamodb.indexer import Indexer, indexer_of, rebuild, verify
-from adapters.observability.telemetry import INDEXER_LAG
+from adapters.observability.telemetry import INDEXER_LAG, MetricsSink
+from adapters.supervisor import PAUSES, Supervisor, WorkerStoppedError, stop_on_signals
+from orders.backoff import Backoff
 
 indexer_app = typer.Typer(
     no_args_is_help=True,
@@ -36,9 +36,40 @@ def _operational_errors() -> Iterator[None]:
     """Operational errors as one line on stderr and exit status 1."""
     try:
         yield
-    except (PersistenceError, OSError, ValueError, TimeoutError) as error:
+    except (PersistenceError, OSError, ValueError, TimeoutError, WorkerStoppedError) as error:
         errors.print(f"indexer: {error}", markup=False, highlight=False)
         raise typer.Exit(1) from None
+
+
+def follow(
+    indexer: Indexer,
+    stop: threading.Event,
+    *,
+    on_write: Callable[[int], None] = lambda _: None,
+    metrics: MetricsSink | None = None,
+    backoff: Backoff = PAUSES,
+) -> None:
+    """Follow the stream through the indexer's step API (``load``, ``poll_once``) under the
+    :class:`~adapters.supervisor.Supervisor`: after a transient error the indexer reloads its
+    checkpoint and goes on; a permanent one raises
+    :class:`~adapters.supervisor.WorkerStoppedError`."""
+    reload = [False]  # the caller has loaded the indexer
+
+    def step() -> None:
+        if reload[0]:
+            indexer.load()
+            reload[0] = False
+        try:
+            indexed = indexer.poll_once()
+        except Exception:
+            reload[0] = True  # retry from the checkpoint, as the indexer's own loop does
+            raise
+        if indexed:
+            on_write(indexed)
+        else:
+            stop.wait(indexer.poll_interval)
+
+    Supervisor("indexer", stop, metrics, backoff).run(step)
 
 
 def _indexer(context: typer.Context, **options: float) -> Indexer:
@@ -65,40 +96,28 @@ def run(
     from adapters.cli.main import settings_of  # noqa: PLC0415 - adapters.cli.main imports this module.
 
     metrics = settings_of(context).metrics
-    stopping = threading.Event()
+    with stop_on_signals() as stopping, _operational_errors():
+        indexer = _indexer(context, poll_interval=poll_interval)
+        indexer.load()
+        console.print(f"indexer: following the stream from id {indexer.last_id}")
+        last_report = time.monotonic()
 
-    def stop(signum: int, frame: FrameType | None) -> None:
-        stopping.set()
+        def progress(indexed: int) -> None:
+            nonlocal last_report
+            if indexer.newest_indexed_at is not None:
+                lag = max(0.0, time.time() - indexer.newest_indexed_at)
+                metrics.gauge(INDEXER_LAG, lag * 1000)
+            if time.monotonic() - last_report >= 10:
+                last_report = time.monotonic()
+                metrics.flush()
+                console.print(
+                    f"indexer: {indexer.events_indexed} events indexed, last id {indexer.last_id}"
+                )
 
-    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        with _operational_errors():
-            indexer = _indexer(context, poll_interval=poll_interval)
-            indexer.load()
-            console.print(f"indexer: following the stream from id {indexer.last_id}")
-            last_report = time.monotonic()
-
-            def progress(indexed: int) -> None:
-                nonlocal last_report
-                if indexer.newest_indexed_at is not None:
-                    lag = max(0.0, time.time() - indexer.newest_indexed_at)
-                    metrics.gauge(INDEXER_LAG, lag * 1000)
-                if time.monotonic() - last_report >= 10:
-                    last_report = time.monotonic()
-                    metrics.flush()
-                    console.print(
-                        f"indexer: {indexer.events_indexed} events indexed, last id "
-                        f"{indexer.last_id}"
-                    )
-
-            indexer.run(stopping, on_write=progress)
-            console.print(
-                f"indexer: stopped; {indexer.events_indexed} events indexed, last id "
-                f"{indexer.last_id}"
-            )
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+        follow(indexer, stopping, on_write=progress, metrics=metrics)
+        console.print(
+            f"indexer: stopped; {indexer.events_indexed} events indexed, last id {indexer.last_id}"
+        )
 
 
 @indexer_app.command()
