@@ -21,6 +21,7 @@ import signal
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from types import FrameType
 
 from botocore.exceptions import ClientError, HTTPClientError
 from botocore.exceptions import ConnectionError as BotocoreConnectionError
@@ -141,12 +142,20 @@ class Supervisor:
 
 
 @contextmanager
-def stop_on_signals(stop: threading.Event | None = None) -> Iterator[threading.Event]:
-    """A stop event set by SIGTERM or SIGINT while inside; the previous handlers come back."""
+def stop_on_signals(
+    stop: threading.Event | None = None, announce: Callable[[str], object] = lambda _: None
+) -> Iterator[threading.Event]:
+    """A stop event set by SIGTERM or SIGINT while inside (``announce`` gets the signal's
+    name); the previous handlers come back on leaving."""
     event = stop or threading.Event()
     previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+
+    def request_stop(signum: int, _: FrameType | None) -> None:
+        announce(signal.Signals(signum).name)
+        event.set()
+
     for sig in previous:
-        signal.signal(sig, lambda *_: event.set())
+        signal.signal(sig, request_stop)
     try:
         yield event
     finally:

@@ -93,7 +93,11 @@ def run(
         raise typer.Exit(1) from None
 
     console.print(f"consuming {queue} ({', '.join(c.value for c in consumer or [Consumer.VIEWS])})")
-    with stop_on_signals() as stop:
+
+    def announce(name: str) -> None:
+        console.print(f"{name}: stopping after the batch in work")
+
+    with stop_on_signals(announce=announce) as stop:
         try:
             worker.run(stop, on_batch=_report, metrics=settings_of(context).metrics)
         except WorkerStoppedError as error:

@@ -56,5 +56,5 @@ class TestSupervisedIndexer(IndexedTestCase):
         indexer = self.indexer(poll_interval=0.05)
         indexer.load()
         FaultPlan(indexer.streams, "GetRecords", ["denied"] * 100)
-        with pytest.raises(WorkerStoppedError, match="indexer stopped: .*AccessDeniedException"):
+        with pytest.raises(WorkerStoppedError, match=r"indexer stopped: .*AccessDeniedException"):
             follow(indexer, threading.Event(), backoff=FAST)
