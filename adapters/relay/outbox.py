@@ -302,7 +302,8 @@ class Relay:
 
     def run_until_caught_up(self, deadline: float) -> int:
         """Relays while the log has notifications and the clock is before ``deadline`` (for a
-        scheduled Lambda); returns how many it published. Waits for nothing."""
+        scheduled Lambda); returns how many it published. Waits for nothing. Stopping on a
+        :class:`RelayError` reports ``Stopped`` (``RelayStopped``), as :meth:`run` does."""
         published = 0
         try:
             while self.clock() < deadline and self.hold_lease():
@@ -312,6 +313,10 @@ class Relay:
                     break
         except (LeaseLostError, _Stopped):
             pass
+        except RelayError as error:
+            if not isinstance(error, UnpublishableEventError):  # that one is reported already
+                self._report({"Stopped": 1})
+            raise
         finally:
             if self._term_ends:
                 self.lease.release(self.owner)

@@ -220,8 +220,10 @@ def test_a_call_that_fails_as_a_whole_is_sent_again_and_a_lasting_one_stops_the_
     broken = ScriptedBus()
     broken.fail_calls = 1
     broken.fail_with = PublishError("PutEvents to bus 'orders': no such bus", retryable=False)
+    metrics = Metrics()
     with pytest.raises(RelayError, match="no such bus"):
-        relay_to(service, broken).run_until_caught_up(deadline=float("inf"))
+        relay_to(service, broken, metrics).run_until_caught_up(deadline=float("inf"))
+    assert [r["Stopped"] for r in metrics.reports if "Stopped" in r] == [1]
 
 
 def test_a_running_relay_refused_for_good_emits_relay_stopped_and_stops(
