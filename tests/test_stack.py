@@ -15,7 +15,7 @@ import pytest
 
 from adapters.bootstrap.projections import view_store
 from adapters.bootstrap.service import order_service
-from adapters.deploy.template import template
+from adapters.deploy.template import QUEUE_VISIBILITY_SECONDS, template
 from adapters.dynamodb import DynamoDBDatastore
 from adapters.dynamodb.table import create_table_if_missing
 from adapters.dynamodb.views import DynamoDBViewStore
@@ -110,7 +110,7 @@ def test_the_stack_creates_what_the_functions_need(
     for route in ("views", "notifications", "saga"):
         url = sqs.get_queue_url(QueueName=f"orders-test-{route}")["QueueUrl"]
         attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
-        assert attributes["VisibilityTimeout"] == "30"
+        assert attributes["VisibilityTimeout"] == str(QUEUE_VISIBILITY_SECONDS)
         assert attributes["MessageRetentionPeriod"] == "1209600"
         redrive = json.loads(attributes["RedrivePolicy"])
         assert redrive["maxReceiveCount"] == 3

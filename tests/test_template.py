@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from adapters.deploy.template import HANDLERS, TEMPLATE_PATH, WIRING, logical_id, render, template
+from projections.views import PROJECTIONS
 
 NO_RESOURCE_LEVEL_PERMISSIONS = frozenset({"dynamodb:ListStreams"})
 """Actions IAM can only grant on ``"*"`` (no specific resource exists for them)."""
@@ -115,7 +116,8 @@ def test_queues_dead_letter_after_three_receives_and_only_their_rule_sends() -> 
     for route in WIRING.routes:
         name = logical_id(route)
         queue = resources[f"{name}Queue"]["Properties"]
-        assert queue["VisibilityTimeout"] == 30
+        timeout = resources[f"{name}ConsumerFunction"]["Properties"]["Timeout"]
+        assert queue["VisibilityTimeout"] >= 6 * timeout  # AWS's rule for Lambda consumers
         assert queue["MessageRetentionPeriod"] == 1209600
         assert queue["RedrivePolicy"]["maxReceiveCount"] == 3
         dlq = resources[queue["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0]]
@@ -146,3 +148,37 @@ def test_the_template_is_json_with_every_table_recoverable_and_on_demand() -> No
         }
     events = loaded["Resources"]["EventsTable"]["Properties"]
     assert events["StreamSpecification"]["StreamViewType"] == "NEW_IMAGE"
+
+
+def test_every_function_has_errors_and_throttles_alarms() -> None:
+    resources = template()["Resources"]
+    functions = [k for k, v in resources.items() if v["Type"] == "AWS::Lambda::Function"]
+    assert len(functions) >= 5
+    for function in functions:
+        for metric in ("Errors", "Throttles"):
+            alarm = resources[f"{function.removesuffix('Function')}{metric}Alarm"]["Properties"]
+            assert alarm["MetricName"] == metric
+            assert alarm["Dimensions"] == [{"Name": "FunctionName", "Value": {"Ref": function}}]
+            assert alarm["Threshold"] == 0
+            assert alarm["ComparisonOperator"] == "GreaterThanThreshold"
+
+
+def test_heartbeat_alarms_treat_missing_data_as_breaching() -> None:
+    """A relay or projections worker that stops reporting its lag alarms by missing data."""
+    resources = template()["Resources"]
+    heartbeats = {
+        name: alarm["Properties"]
+        for name, alarm in resources.items()
+        if alarm["Type"] == "AWS::CloudWatch::Alarm"
+        and alarm["Properties"]["MetricName"] in {"RelayLag", "ProjectionLag"}
+    }
+    assert {p["MetricName"] for p in heartbeats.values()} == {"RelayLag", "ProjectionLag"}
+    projections = {
+        p["Dimensions"][0]["Value"]
+        for p in heartbeats.values()
+        if p["MetricName"] == "ProjectionLag"
+    }
+    assert projections == set(PROJECTIONS)
+    assert all(p["TreatMissingData"] == "breaching" for p in heartbeats.values())
+    stopped = resources["RelayStoppedAlarm"]["Properties"]
+    assert (stopped["MetricName"], stopped["Threshold"]) == ("RelayStopped", 1)

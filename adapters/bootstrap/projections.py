@@ -24,7 +24,9 @@ from adapters.observability.telemetry import (
     MetricsSink,
 )
 from adapters.settings import Backend, Settings
+from adapters.supervisor import PAUSES, Supervisor, WorkerStoppedError
 from orders import OrderService
+from orders.backoff import Backoff
 from projections.memory import InMemoryViewStore
 from projections.ports import ViewStore
 from projections.runtime import Runner
@@ -94,20 +96,28 @@ def run_worker(
     stop: threading.Event,
     poll_interval: float = 0.2,
     metrics: MetricsSink | None = None,
+    backoff: Backoff = PAUSES,
 ) -> None:
     """Follow the log with every runner, each in a thread of its own (their reads and writes
-    overlap), until ``stop`` is set; idle ones wait ``poll_interval``. Each batch commits
-    whole, so stopping loses nothing. A runner's error stops the others and is raised here.
-    With ``metrics``, reports the projections' lag once a minute and flushes them when stopped.
+    overlap) under its own :class:`~adapters.supervisor.Supervisor`, until ``stop`` is set;
+    idle ones wait ``poll_interval``. Each batch commits whole, so stopping loses nothing.
+    A transient error pauses that runner alone; a permanent one stops that runner alone (the
+    others go on) and is raised here, as :class:`WorkerStoppedError`, once ``stop`` is set or
+    every runner has stopped. With ``metrics``, reports the projections' lag once a minute
+    and flushes them when stopped.
     """
-    failures: list[BaseException] = []
+    failures: list[WorkerStoppedError] = []
 
     def follow(runner: Runner) -> None:
+        def step() -> None:
+            if runner.run_once() == 0:
+                stop.wait(poll_interval)
+
+        name = f"projection {runner.projection.name}"
         try:
-            runner.run_forever(stop, poll_interval)
-        except BaseException as error:
+            Supervisor(name, stop, metrics, backoff).run(step)
+        except WorkerStoppedError as error:
             failures.append(error)
-            stop.set()
 
     threads = [
         threading.Thread(target=follow, args=(runner,), name=runner.projection.name)
@@ -116,10 +126,11 @@ def run_worker(
     for thread in threads:
         thread.start()
     try:
-        while True:
+        while any(thread.is_alive() for thread in threads):
             if metrics is not None:
                 report_lag(workers, metrics)
-            if stop.wait(LAG_REPORT_SECONDS if metrics is not None else 3600.0):
+                metrics.flush()
+            if stop.wait(LAG_REPORT_SECONDS if metrics is not None else poll_interval * 10):
                 break
     finally:
         stop.set()
@@ -132,16 +143,19 @@ def run_worker(
 
 
 def process_new(workers: list[Runner], seconds_left: float) -> dict[str, int]:
-    """Process what is new for each runner, stopping when ``seconds_left`` runs out; the
-    notifications processed per projection."""
+    """Process what is new for the runners in turns (one read of the log each, round robin)
+    until every one is caught up or ``seconds_left`` runs out, so a backlog in one never
+    takes the whole invocation; the notifications processed per projection."""
     deadline = time.monotonic() + seconds_left
-    processed: dict[str, int] = {}
-    for runner in workers:
-        stop = threading.Event()
-        timer = threading.Timer(max(0.0, deadline - time.monotonic()), stop.set)
-        timer.start()
-        try:
-            processed[runner.projection.name] = runner.catch_up(stop=stop)
-        finally:
-            timer.cancel()
+    processed = {runner.projection.name: 0 for runner in workers}
+    pending = list(workers)
+    while pending and time.monotonic() < deadline:
+        for runner in list(pending):
+            conflicts = runner.conflicts
+            count = runner.run_once()
+            processed[runner.projection.name] += count
+            if count == 0 and runner.conflicts == conflicts:  # caught up, not a lost race
+                pending.remove(runner)
+            if time.monotonic() >= deadline:
+                break
     return processed

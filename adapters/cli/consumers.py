@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import signal
-import threading
-from types import FrameType
 from typing import Annotated
 
 import typer
@@ -18,6 +15,7 @@ from adapters.observability.telemetry import get_logger
 from adapters.sns.idempotency import require_idempotency_table
 from adapters.sns.publisher import require_topic
 from adapters.sqs.worker import BatchOutcome, SqsConsumer, queue_url
+from adapters.supervisor import stop_on_signals
 
 consumers_app = typer.Typer(no_args_is_help=True, help="SQS consumers: views, notifications, saga.")
 
@@ -92,16 +90,13 @@ def run(
         visibility_timeout=visibility_timeout,
         retry_delay=retry_delay,
     )
-    stop = threading.Event()
-
-    def request_stop(signum: int, _: FrameType | None) -> None:
-        note(f"{signal.Signals(signum).name}: stopping after the batch in work")
-        stop.set()
-
-    signal.signal(signal.SIGTERM, request_stop)
-    signal.signal(signal.SIGINT, request_stop)
     note(f"consuming {queue} ({', '.join(c.value for c in consumer or [Consumer.VIEWS])})")
-    worker.run(stop, on_batch=_report)
+
+    def announce(name: str) -> None:
+        note(f"{name}: stopping after the batch in work")
+
+    with stop_on_signals(announce=announce) as stop:
+        worker.run(stop, on_batch=_report, metrics=runtime.metrics)
     note("stopped")
 
 

@@ -6,11 +6,7 @@ Starting stays cheap: what a backend needs is imported when a command asks for i
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
-import threading
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -139,17 +135,3 @@ def backends(
 ) -> Backends:
     """The service and view store of the chosen backend."""
     return runtime_of(context).backends(reading=reading, order_id=order_id)
-
-
-@contextlib.contextmanager
-def stop_on_signals() -> Iterator[threading.Event]:
-    """An event set by SIGTERM or Ctrl-C (SIGINT), for a worker to stop cleanly."""
-    stop = threading.Event()
-    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
-    for sig in previous:
-        signal.signal(sig, lambda *_: stop.set())
-    try:
-        yield stop
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)

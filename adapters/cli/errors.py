@@ -94,10 +94,11 @@ def _operational_errors() -> tuple[type[BaseException], ...]:
 
     from adapters.bootstrap.consumers import ConsumerConfigError  # noqa: PLC0415
     from adapters.deploy.resources import MissingResourceError  # noqa: PLC0415
-    from adapters.settings import SettingsError  # noqa: PLC0415
     from adapters.relay.ports import RelayError  # noqa: PLC0415
+    from adapters.settings import SettingsError  # noqa: PLC0415
     from adapters.sqs.dead_letters import RedriveError  # noqa: PLC0415
     from adapters.sqs.worker import QueueError  # noqa: PLC0415
+    from adapters.supervisor import WorkerStoppedError  # noqa: PLC0415
     from orders.errors import OrderError  # noqa: PLC0415
     from projections.generations import NotCaughtUpError  # noqa: PLC0415
     from projections.ports import ViewStoreError  # noqa: PLC0415
@@ -115,6 +116,7 @@ def _operational_errors() -> tuple[type[BaseException], ...]:
         QueueError,
         RedriveError,
         RelayError,
+        WorkerStoppedError,
         ConsumerConfigError,
         MissingResourceError,
         ViewStoreError,

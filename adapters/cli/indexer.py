@@ -7,10 +7,9 @@ status 1.
 
 from __future__ import annotations
 
-import signal
 import threading
 import time
-from types import FrameType
+from collections.abc import Callable
 from typing import Annotated, Any
 
 import typer
@@ -21,7 +20,9 @@ from adapters.cli.errors import CommandError
 from adapters.cli.output import emit, note, wants_json
 from adapters.dynamodb.indexer import Indexer
 from adapters.dynamodb.repair import RebuildProgress, rebuild, verify
-from adapters.observability.telemetry import INDEXER_LAG
+from adapters.observability.telemetry import INDEXER_LAG, MetricsSink
+from adapters.supervisor import PAUSES, Supervisor, stop_on_signals
+from orders.backoff import Backoff
 
 indexer_app = typer.Typer(
     no_args_is_help=True,
@@ -46,6 +47,40 @@ def choose_namespace(
         runtime.settings = runtime.settings.model_copy(update={"events_namespace": namespace})
 
 
+def follow(
+    indexer: Indexer,
+    stop: threading.Event,
+    *,
+    on_write: Callable[[int], None] = lambda _: None,
+    metrics: MetricsSink | None = None,
+    backoff: Backoff = PAUSES,
+) -> None:
+    """Follow the stream through the indexer's step API (``load``, ``poll_once``) under the
+    :class:`~adapters.supervisor.Supervisor`: after a transient error the indexer reloads its
+    checkpoint and goes on; a permanent one raises
+    :class:`~adapters.supervisor.WorkerStoppedError`."""
+    reload = [False]  # the caller has loaded the indexer
+    idle = [0]
+
+    def step() -> None:
+        if reload[0]:
+            indexer.load()
+            reload[0] = False
+        try:
+            indexed = indexer.poll_once()
+        except Exception:
+            reload[0] = True  # retry from the checkpoint, as the indexer's own loop does
+            raise
+        if indexed:
+            idle[0] = 0
+            on_write(indexed)
+        else:  # idle: the pause doubles up to the indexer's idle_poll_max
+            idle[0] += 1
+            stop.wait(min(indexer.idle_poll_max, indexer.poll_interval * 2 ** min(idle[0], 10)))
+
+    Supervisor("indexer", stop, metrics, backoff).run(step)
+
+
 def _indexer(context: typer.Context, **options: float) -> Indexer:
     return configured_indexer(runtime_of(context).settings, **options)
 
@@ -60,13 +95,7 @@ def run(
     """Follow the table's stream and index new events until SIGTERM or Ctrl-C; with metrics on
     (``ORDERS_METRICS``), report ``IndexerLag`` after every write."""
     metrics = runtime_of(context).metrics
-    stopping = threading.Event()
-
-    def stop(signum: int, frame: FrameType | None) -> None:
-        stopping.set()
-
-    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
-    try:
+    with stop_on_signals() as stopping:
         indexer = _indexer(context, poll_interval=poll_interval)
         indexer.load()
         note(f"indexer: following the stream from id {indexer.last_id}")
@@ -82,13 +111,10 @@ def run(
                 metrics.flush()
                 note(f"indexer: {indexer.events_indexed} events indexed, last id {indexer.last_id}")
 
-        indexer.run(stopping, on_write=progress)
+        follow(indexer, stopping, on_write=progress, metrics=metrics)
         note(
             f"indexer: stopped; {indexer.events_indexed} events indexed, last id {indexer.last_id}"
         )
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
 
 
 @indexer_app.command()

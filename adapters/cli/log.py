@@ -6,8 +6,9 @@ from typing import Annotated, Any
 
 import typer
 
-from adapters.cli.context import runtime_of, stop_on_signals
+from adapters.cli.context import runtime_of
 from adapters.cli.output import Format, emit, emit_line, note, output_format
+from adapters.supervisor import stop_on_signals
 
 log_app = typer.Typer(no_args_is_help=True, help="The notification log: follow it.")
 

@@ -20,7 +20,7 @@ from rich.table import Table
 from rich.text import Text
 
 from adapters.bootstrap.projections import run_worker, runners
-from adapters.cli.context import backends, runtime_of, stop_on_signals
+from adapters.cli.context import backends, runtime_of
 from adapters.cli.errors import CommandError, VerifyMismatchError
 from adapters.cli.output import (
     console,
@@ -34,6 +34,7 @@ from adapters.cli.output import (
     stderr_console,
     wants_json,
 )
+from adapters.supervisor import stop_on_signals
 from orders import OrderEvent
 from projections.generations import live_generation, next_pointer, view_name
 from projections.rebuild import Rebuild, RebuildResult, reproject_order

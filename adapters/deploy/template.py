@@ -39,15 +39,18 @@ from adapters.eventbridge.wiring import BusWiring, Route, input_transformer
 from adapters.observability.telemetry import (
     INDEXER_LAG,
     PARKED_ORDERS,
+    PROJECTION_LAG,
     RELAY_LAG,
     RELAY_STOPPED,
     MetricSpec,
 )
 from adapters.settings import Backend, Settings, WriteMode
+from projections.views import PROJECTIONS
 
 TEMPLATE_PATH = Path(__file__).resolve().parents[2] / "template.json"
 
-CONSUMER_TIMEOUT_SECONDS = 25  # under the queues' visibility timeout, as Lambda requires
+CONSUMER_TIMEOUT_SECONDS = 25
+QUEUE_VISIBILITY_SECONDS = 6 * CONSUMER_TIMEOUT_SECONDS  # AWS asks for at least 6x the timeout
 WORKER_TIMEOUT_SECONDS = 70  # a scheduled worker runs until 10 s before this, every minute
 RUNTIME = "python3.12"
 RELAY_LEASE_SECONDS = 60  # renewed while it runs; a killed holder is replaced after this
@@ -224,6 +227,22 @@ def _function(
             },
         },
         f"{logical}Function": function,
+        **{
+            f"{logical}{metric}Alarm": _alarm(
+                f"{logical.lower()}: the function's {metric} ({meaning})",
+                {
+                    "Namespace": "AWS/Lambda",
+                    "MetricName": metric,
+                    "Dimensions": [{"Name": "FunctionName", "Value": ref(f"{logical}Function")}],
+                },
+                "Sum",
+                0,
+            )
+            for metric, meaning in (
+                ("Errors", "invocations that raised or timed out"),
+                ("Throttles", "invocations refused for concurrency"),
+            )
+        },
     }
 
 
@@ -258,7 +277,10 @@ def _alarm(
     *,
     periods: int = 1,
     comparison: str = "GreaterThanThreshold",
+    missing: str = "notBreaching",
 ) -> Json:
+    """An alarm to the alarm topic; a heartbeat metric's alarm passes ``missing="breaching"``
+    so a worker that stopped reporting alarms."""
     return {
         "Type": "AWS::CloudWatch::Alarm",
         "Properties": {
@@ -269,7 +291,7 @@ def _alarm(
             "EvaluationPeriods": periods,
             "Threshold": threshold,
             "ComparisonOperator": comparison,
-            "TreatMissingData": "notBreaching",
+            "TreatMissingData": missing,
             "AlarmActions": [ref("AlarmTopic")],
         },
     }
@@ -336,7 +358,9 @@ def _consumer(route: Route) -> dict[str, Json]:
             "Type": "AWS::SQS::Queue",
             "Properties": {
                 "QueueName": sub(WIRING.queue_name(route)),
-                "VisibilityTimeout": WIRING.visibility_timeout_seconds,
+                "VisibilityTimeout": max(
+                    QUEUE_VISIBILITY_SECONDS, WIRING.visibility_timeout_seconds
+                ),
                 "MessageRetentionPeriod": WIRING.retention_seconds,
                 "RedrivePolicy": {
                     "deadLetterTargetArn": arn(dlq),
@@ -480,14 +504,33 @@ def template() -> Json:
         ),
         **_every_minute("Projections"),
         "RelayLagAlarm": _alarm(
-            "relay: notifications waiting to be published above the threshold for 5 minutes",
+            "relay: notifications waiting to be published above the threshold for 5 minutes, "
+            "or no lag reported (a silent relay)",
             _ours(RELAY_LAG),
             "Maximum",
             ref("RelayLagThreshold"),
             periods=5,
+            missing="breaching",
         ),
+        **{
+            f"ProjectionLag{''.join(w.title() for w in name.split('_'))}Alarm": _alarm(
+                f"projection {name}: notifications to apply above the threshold for 5 minutes, "
+                "or no lag reported (a silent projections worker)",
+                {
+                    "Namespace": ref("MetricsNamespace"),
+                    "MetricName": PROJECTION_LAG.name,
+                    "Dimensions": [{"Name": "Projection", "Value": name}],
+                },
+                "Maximum",
+                ref("ProjectionLagThreshold"),
+                periods=5,
+                missing="breaching",
+            )
+            for name in PROJECTIONS
+        },
         "RelayStoppedAlarm": _alarm(
-            "relay: stopped, a call refused for good such as a missing bus (see its logs)",
+            "relay: stopped, a call refused for good such as a missing bus or access denied, or "
+            "another permanent error (see its logs)",
             _ours(RELAY_STOPPED),
             "Sum",
             1,
@@ -550,6 +593,12 @@ def template() -> Json:
                 "Default": 1000,
                 "MinValue": 1,
                 "Description": "Alarm when this many notifications wait to be published",
+            },
+            "ProjectionLagThreshold": {
+                "Type": "Number",
+                "Default": 1000,
+                "MinValue": 1,
+                "Description": "Alarm when a projection has this many notifications to apply",
             },
             "IndexerLagThresholdMs": {
                 "Type": "Number",

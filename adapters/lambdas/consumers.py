@@ -33,6 +33,7 @@ from adapters.consumers.dispatcher import failure_reason
 from adapters.observability.observed import observe_consumer
 from adapters.observability.telemetry import MetricsSink, get_logger, lambda_json_logs
 from adapters.settings import Settings
+from adapters.sns.idempotency import register_lambda_context
 
 logger = logging.getLogger(__name__)
 
@@ -78,6 +79,8 @@ def handler(event: dict[str, Any], context: Any) -> PartialItemFailureResponse:
     """The deployed entry point (see the module docstring); each message counts as a
     ``ConsumerSuccesses`` or ``ConsumerFailures`` of its consumer (EMF, flushed per call)."""
     handle, metrics = _configured()
+    if context is not None:
+        register_lambda_context(context)  # in-progress records expire with this invocation
     try:
         return handle(event, context)
     finally:

@@ -90,7 +90,11 @@ RELAY_FAILED: Final = MetricSpec(
 )
 RELAY_CALLS: Final = MetricSpec("RelayPutEventsCalls", "Count", (), "PutEvents calls made")
 RELAY_STOPPED: Final = MetricSpec(
-    "RelayStopped", "Count", (), "the relay stopped: a call refused for good (a missing bus)"
+    "RelayStopped",
+    "Count",
+    (),
+    "the relay stopped: a call refused for good (missing bus, access denied) or any other "
+    "permanent error",
 )
 PARKED_ORDERS: Final = MetricSpec(
     "ParkedOrders",
@@ -108,6 +112,15 @@ INDEXER_LAG: Final = MetricSpec(
 )
 PROJECTION_LAG: Final = MetricSpec(
     "ProjectionLag", "Count", ("Projection",), "notifications a projection has yet to apply"
+)
+WORKER_TRANSIENT_ERRORS: Final = MetricSpec(
+    "WorkerTransientErrors",
+    "Count",
+    ("Worker",),
+    "transient AWS errors (throttling, 5xx, connection, timeout) a worker paused on and survived",
+)
+WORKER_STOPPED: Final = MetricSpec(
+    "WorkerStopped", "Count", ("Worker",), "a worker stopped on a permanent error"
 )
 CONSUMER_SUCCESSES: Final = MetricSpec(
     "ConsumerSuccesses", "Count", ("Consumer",), "messages a consumer handled"
@@ -133,6 +146,8 @@ ALL_METRICS: Final = (
     PARKED_ORDERS,
     INDEXER_LAG,
     PROJECTION_LAG,
+    WORKER_TRANSIENT_ERRORS,
+    WORKER_STOPPED,
     CONSUMER_SUCCESSES,
     CONSUMER_FAILURES,
 )

@@ -61,6 +61,8 @@ from adapters.relay.ports import (
     UnpublishableEventError,
 )
 from adapters.relay.window import Window
+from adapters.supervisor import PAUSES, Supervisor, WorkerStoppedError
+from orders.backoff import Backoff
 from projections.parking import ParkingLot
 from schemas import Envelope
 
@@ -142,25 +144,35 @@ class Relay:
             len(self.parking.parked()),
         )
 
-    def run(self, stop: threading.Event | None = None) -> None:
+    def run(self, stop: threading.Event | None = None, backoff: Backoff = PAUSES) -> None:
         """Relays until ``stop`` is set (or :meth:`stop` is called), then releases the lease.
 
-        Raises :class:`RelayError` (a call refused for good, such as a missing bus) after
-        recording the position it reached.
+        Supervised: a transient error (a throttled read, a reset) pauses (``backoff``) and the
+        relay goes on; an event that can never be published parks its order. A permanent error
+        (a call refused for good such as a missing bus or access denied, or any other) reports
+        ``Stopped`` (``RelayStopped``) and raises :class:`~adapters.supervisor.WorkerStoppedError`
+        after recording the position.
         """
         if stop is not None:
             self._stop = stop
+
+        def step() -> None:
+            if not self.hold_lease():
+                self._stop.wait(self.settings.poll_seconds)
+                return
+            try:
+                published = self.relay_window()
+            except (LeaseLostError, _Stopped):
+                return
+            if published < self.settings.window:
+                self._stop.wait(self.settings.poll_seconds)
+
         try:
-            while not self._stop.is_set():
-                if not self.hold_lease():
-                    self._stop.wait(self.settings.poll_seconds)
-                    continue
-                try:
-                    published = self.relay_window()
-                except (LeaseLostError, _Stopped):
-                    continue
-                if published < self.settings.window:
-                    self._stop.wait(self.settings.poll_seconds)
+            Supervisor("relay", self._stop, backoff=backoff).run(step)
+        except WorkerStoppedError as stopped:
+            if not isinstance(stopped.__cause__, RelayError):  # relay_window reported those
+                self._report({"Stopped": 1})
+            raise
         finally:
             self._release_lease()
 
@@ -171,7 +183,8 @@ class Relay:
     def run_until_caught_up(self, deadline: float) -> int:
         """Relays while the log has notifications and the clock is before ``deadline`` (for a
         scheduled Lambda); returns how many it handled (published or parked). Waits for
-        nothing; publishes nothing if another relay holds the lease."""
+        nothing; publishes nothing if another relay holds the lease. A call refused for good
+        reports ``Stopped`` (``RelayStopped``) and raises, as :meth:`run` does."""
         handled = 0
         try:
             while self.clock() < deadline and self.hold_lease():

@@ -7,9 +7,11 @@ second delivery meanwhile finds the record and does not run the handler (``INPRO
 fails, to be retried; ``COMPLETED``: it succeeds without effect). A handler that raises has its
 record deleted, so the retry runs it.
 
-An ``INPROGRESS`` record left by a crash expires after ``in_progress_seconds`` (default 30, the
-queues' visibility timeout; far longer than a publish takes); a redelivery before then fails
-(the message is retried), one after it runs the handler. So what a crash can still do:
+An ``INPROGRESS`` record left by a crash expires when the Lambda invocation holding it ends: the
+Lambda entry point passes its real context to :func:`register_lambda_context` on every
+invocation. Outside Lambda (the CLI worker) it expires after ``in_progress_seconds`` (default
+30, the worker's visibility timeout; far longer than a publish takes); a redelivery before
+then fails (the message is retried), one after it runs the handler. So what a crash can still do:
 
 - between the publish and the ``COMPLETED`` update: the retry publishes again, **one duplicate
   notification** on a standard topic (SNS has no conditional publish to close that gap); on a
@@ -27,8 +29,9 @@ Every notification carries the event id (``eventId``) for subscribers to dedupli
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.utilities.idempotency import (
     DynamoDBPersistenceLayer,
@@ -45,6 +48,17 @@ if TYPE_CHECKING:
 DEFAULT_EXPIRY_SECONDS = 7 * 24 * 3600
 """How long a completed event id is remembered: longer than a message can live in the queue
 and its DLQ before a redrive (SQS keeps messages 14 days at most: redrive within 7)."""
+
+
+_CONFIGS: weakref.WeakSet[IdempotencyConfig] = weakref.WeakSet()
+"""The configurations of every handler wrapped in this process."""
+
+
+def register_lambda_context(context: Any) -> None:
+    """Give every wrapped handler the invocation's real Lambda context, so an ``INPROGRESS``
+    record expires with the invocation (call it at the start of each invocation)."""
+    for config in _CONFIGS:
+        config.register_lambda_context(context)
 
 
 class _Deadline:
@@ -69,6 +83,7 @@ def once_per_event(
     the records' keys, so two wrapped handlers never share records."""
     config = IdempotencyConfig(expires_after_seconds=expires_after_seconds)
     config.register_lambda_context(_Deadline(in_progress_seconds))  # type: ignore[arg-type]
+    _CONFIGS.add(config)
 
     def run(*, event_id: str, envelope: Envelope) -> None:
         handler(envelope)

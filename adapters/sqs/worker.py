@@ -32,7 +32,10 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from adapters.consumers.dispatcher import failure_reason
 from adapters.deploy.resources import missing
+from adapters.observability.telemetry import MetricsSink
 from adapters.sqs.dead_letters import MAX_BATCH, dead_letter_attributes
+from adapters.supervisor import PAUSES, Supervisor
+from orders.backoff import Backoff
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
@@ -121,13 +124,22 @@ class SqsConsumer:
         )
 
     def run(
-        self, stop: threading.Event, on_batch: Callable[[BatchOutcome], None] = lambda _: None
+        self,
+        stop: threading.Event,
+        on_batch: Callable[[BatchOutcome], None] = lambda _: None,
+        metrics: MetricsSink | None = None,
+        backoff: Backoff = PAUSES,
     ) -> None:
-        """Poll until ``stop`` is set; the batch in hand is finished first (graceful stop)."""
-        while not stop.is_set():
+        """Poll until ``stop`` is set; the batch in hand is finished first (graceful stop).
+        Supervised: transient SQS errors pause (``backoff``) and go on; a permanent one raises
+        :class:`~adapters.supervisor.WorkerStoppedError`."""
+
+        def step() -> None:
             outcome = self.poll()
             if outcome.received:
                 on_batch(outcome)
+
+        Supervisor("sqs-worker", stop, metrics, backoff).run(step)
 
     def poll(self) -> BatchOutcome:
         """Receive one batch, handle each message, delete the successes, settle the failures."""

@@ -15,7 +15,12 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 
 from adapters.consumers.dispatcher import ORDER_DETAIL_TYPES, Dispatcher
 from adapters.consumers.notifications import STATUS_CHANGES, Notifier, notification_text
-from adapters.sns.idempotency import create_idempotency_table, dynamodb_persistence, once_per_event
+from adapters.sns.idempotency import (
+    create_idempotency_table,
+    dynamodb_persistence,
+    once_per_event,
+    register_lambda_context,
+)
 from adapters.sns.publisher import SnsPublisher
 from adapters.sqs.worker import SqsConsumer
 from tests.consumers.builders import demo_service, logged_envelopes
@@ -154,3 +159,35 @@ def test_after_a_crash_mid_handler_the_event_is_held_then_notified_once(
     notify(placed)
     notify(placed)
     assert sent == [notification_text(placed)]
+
+
+class _LambdaContext:
+    def get_remaining_time_in_millis(self) -> int:
+        return 600_000
+
+
+def test_the_in_progress_window_follows_the_real_lambda_context(
+    idempotency_table: tuple[Any, str],
+) -> None:
+    """Given a handler wrapped with a 1 s stand-in window When a Lambda invocation with 600 s
+    left registers its context and the handler crashes Then the stored INPROGRESS record
+    expires with the invocation, not after the stand-in's 1 s."""
+    (placed,) = logged_envelopes(demo_service(1))[:1]
+
+    def publish(text: str, _: object) -> None:
+        raise Crash
+
+    client, table = idempotency_table
+    notify = once_per_event(
+        Notifier(publish),
+        dynamodb_persistence(client, table),
+        name="notifications",
+        in_progress_seconds=1,
+    )
+    register_lambda_context(_LambdaContext())
+    before_ms = time.time() * 1000
+    with pytest.raises(Crash):
+        notify(placed)
+    (item,) = client.scan(TableName=table)["Items"]
+    assert item["status"]["S"] == "INPROGRESS"
+    assert int(item["in_progress_expiration"]["N"]) >= before_ms + 590_000

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -14,9 +16,10 @@ from adapters.bootstrap.relay import relay_for
 from adapters.eventbridge.bus import MAX_BYTES, entry_size
 from adapters.eventbridge.wiring import BusWiring, Route
 from adapters.local.bus import InProcessBus, LocalDeadLetters
-from adapters.observability.telemetry import NullMetrics, RelayMetrics
+from adapters.observability.telemetry import EmfMetrics, NullMetrics, RelayMetrics
 from adapters.relay.outbox import Relay
 from adapters.relay.ports import Entry, PublishError, Rejection, RelayError
+from adapters.supervisor import WorkerStoppedError
 from orders import OrderLine, OrderService
 from projections.parking import Request
 from schemas import parse_envelope
@@ -268,8 +271,29 @@ def test_a_call_that_fails_as_a_whole_is_sent_again_and_a_lasting_one_stops_the_
     broken = ScriptedBus()
     broken.fail_calls = 1
     broken.fail_with = PublishError("PutEvents to bus 'orders': no such bus", retryable=False)
+    metrics = Metrics()
     with pytest.raises(RelayError, match="no such bus"):
-        relay_to(service, broken).run_until_caught_up(deadline=float("inf"))
+        relay_to(service, broken, metrics).run_until_caught_up(deadline=float("inf"))
+    assert [r["Stopped"] for r in metrics.reports if "Stopped" in r] == [1]
+
+
+def test_a_running_relay_refused_for_good_emits_relay_stopped_and_stops(
+    service: OrderService, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Given a bus that refuses every call for good (missing bus) When the relay runs
+    Then it stops with that reason and an EMF line carries RelayStopped 1."""
+    place(service, 1)
+    broken = ScriptedBus()
+    broken.fail_calls = 1
+    broken.fail_with = PublishError("PutEvents to bus 'orders': no such bus", retryable=False)
+    sink = EmfMetrics()
+    relay = relay_for(service, broken, settings=FAST, metrics=RelayMetrics(sink))
+    with pytest.raises(WorkerStoppedError, match=r"relay stopped: RelayError: .*no such bus"):
+        relay.run(threading.Event())
+    sink.flush()
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if "{" in line]
+    assert [line["RelayStopped"] for line in lines if "RelayStopped" in line] == [[1.0]]
+    assert relay.position() == 0
 
 
 def test_a_relay_without_the_lease_publishes_nothing(service: OrderService) -> None:

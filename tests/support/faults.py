@@ -22,7 +22,8 @@ runs exactly as it does against AWS. For each call it draws, from a seeded rando
 
 Each fault is counted per kind and operation in :attr:`Faults.injected`. Scenarios choose the
 operations (``operations``: the API names, e.g. ``("PutItem", "TransactWriteItems")``) and the
-share of attempts each fault takes.
+share of attempts each fault takes. :class:`FaultPlan` is the same faults scripted, for a test
+that needs them in a known order (and an access denied, a permanent error).
 """
 
 from __future__ import annotations
@@ -174,19 +175,59 @@ def answer(
 
 def throttled(url: str, protocol: str, service: str) -> AWSResponse:
     """The throttling answer of ``service``, in its ``protocol``."""
-    code = THROTTLING_CODES.get(service, "ThrottlingException")
+    return refused(url, protocol, THROTTLING_CODES.get(service, "ThrottlingException"))
+
+
+def refused(url: str, protocol: str, code: str, status: int = 400) -> AWSResponse:
+    """An error answer with ``code``, in ``protocol`` (JSON, query XML or CBOR)."""
     if protocol == "query":
         body = (
-            b"<ErrorResponse><Error><Type>Sender</Type><Code>Throttling</Code>"
-            b"<Message>Rate exceeded</Message></Error><RequestId>0</RequestId></ErrorResponse>"
-        )
-        return answer(url, 400, body, {"Content-Type": "text/xml"})
-    error = {"__type": code, "message": "Rate exceeded"}
+            f"<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code>"
+            "<Message>injected</Message></Error><RequestId>0</RequestId></ErrorResponse>"
+        ).encode()
+        return answer(url, status, body, {"Content-Type": "text/xml"})
+    error = {"__type": code, "message": f"injected {code}"}
     if protocol == "smithy-rpc-v2-cbor":
         headers = {"Content-Type": "application/cbor", "smithy-protocol": "rpc-v2-cbor"}
-        return answer(url, 400, cbor_map(error), headers)
+        return answer(url, status, cbor_map(error), headers)
     headers = {"Content-Type": "application/x-amz-json-1.0"}
-    return answer(url, 400, json.dumps(error).encode(), headers)
+    return answer(url, status, json.dumps(error).encode(), headers)
+
+
+class FaultPlan:
+    """Scripted faults, where a test needs them in a known order: the first ``len(plan)``
+    sends of ``operation`` (``"*"``: any) whose body holds ``marker`` get the faults of
+    ``plan`` in turn (``"throttle"``, ``"5xx"``, ``"reset"``, ``"denied"``: access denied, a
+    permanent error), then every send passes; :attr:`injected` counts them."""
+
+    def __init__(self, client: Any, operation: str, plan: list[str], marker: str = "") -> None:
+        self.plan = list(plan)
+        self.marker = marker.encode()
+        self.injected = 0
+        model = client.meta.service_model
+        self._protocol = model.resolved_protocol
+        self._service = model.service_name
+        service = model.service_id.hyphenize()
+        event = f"before-send.{service}" + ("" if operation == "*" else f".{operation}")
+        client.meta.events.register(event, self._send)
+
+    @property
+    def exhausted(self) -> bool:
+        return not self.plan
+
+    def _send(self, request: Any, **_: Any) -> AWSResponse | None:
+        body = request.body if isinstance(request.body, bytes) else str(request.body).encode()
+        if not self.plan or self.marker not in body:
+            return None
+        fault = self.plan.pop(0)
+        self.injected += 1
+        if fault == "throttle":
+            return throttled(request.url, self._protocol, self._service)
+        if fault == "denied":
+            return refused(request.url, self._protocol, "AccessDeniedException")
+        if fault == "5xx":
+            return answer(request.url, 503, b"")
+        raise ConnectionClosedError(endpoint_url=request.url)
 
 
 def cbor_map(values: dict[str, str]) -> bytes:
