@@ -7,7 +7,9 @@ README's endpoints (:data:`MOTO_URL`, :data:`DYNAMODB_LOCAL_URL`) are replaced b
 its placeholders by the values :data:`PLACEHOLDERS` names. ``orders`` commands that stop by
 themselves run in process and must exit 0; those that run until SIGTERM
 (:func:`runs_until_stopped`) are started as processes, stopped by SIGTERM once they have
-reported, and must then exit 0. A block opts out only with the marker
+reported, and must then exit 0. Shell expansions are the reader's shell's: ``$NAME`` is what an
+earlier ``NAME=...`` set, and each ``$(...)`` runs in bash and is replaced by what it printed
+(it must exit 0). A block opts out only with the marker
 ``<!-- not run by tests/test_readme.py: REASON -->`` on the line before it, with a reason; a
 command of any other program fails the test.
 """
@@ -172,8 +174,37 @@ class Reader:
             os.environ.clear()
             os.environ.update(saved)
 
+    def expanded(self, command: str, where: str) -> str:
+        """``command`` with ``$NAME`` and ``$(...)`` expanded as the reader's shell would."""
+        command = re.sub(r"\$([A-Z_][A-Z0-9_]*)\b", lambda m: self.env.get(m[1], m[0]), command)
+        while (start := command.find("$(")) >= 0:
+            depth, end = 0, start + 1
+            for end in range(start + 1, len(command)):
+                depth += {"(": 1, ")": -1}.get(command[end], 0)
+                if depth == 0:
+                    break
+            inner = command[start + 2 : end]
+            completed = subprocess.run(
+                ["bash", "-c", inner],
+                cwd=ROOT,
+                env=self.process_env(),
+                capture_output=True,
+                text=True,
+                timeout=120,
+                check=False,
+            )
+            assert completed.returncode == 0, f"{where}: $({inner}): {completed.stderr}"
+            command = command[:start] + completed.stdout.strip() + command[end + 1 :]
+        return command
+
     def run_shell(self, block: Block, command: str) -> None:
+        command = self.expanded(command, f"{block.where()}: {command}")
         words = shlex.split(command)
+        if all("=" in word and not word.startswith(("-", ".")) for word in words):
+            for assignment in words:  # NAME=value: a variable later commands expand
+                name, _, value = assignment.partition("=")
+                self.env[name] = value
+            return
         if words[0] == "export":
             for assignment in words[1:]:
                 name, _, value = assignment.partition("=")

@@ -15,6 +15,7 @@ from eventsourcing.tests.persistence import ApplicationRecorderTestCase
 
 from adapters.dynamodb import (
     DynamoDBApplicationRecorder,
+    DynamoDBDatastore,
     DynamoDBIndexedApplicationRecorder,
     DynamoDBIndexedProcessRecorder,
     DynamoDBLimitError,
@@ -162,7 +163,11 @@ class TestLimits(WritePathCase):
         self.assertEqual(self.scan_table(), [])
 
 
+@pytest.mark.acceptance
 class TestRepairAtScale(WritePathCase):
+    """Rebuild on 10,000 already-indexed orders: about 3 minutes here, so on demand
+    (``pytest -m acceptance``) to keep the default run within its 15 minutes."""
+
     ORDERS = 10_000
 
     def test_rebuild_finishes_on_a_large_table_of_indexed_orders(self) -> None:
@@ -270,6 +275,14 @@ class TestIndexedApplicationRecorder(
     """
 
     synchronous_ids = False
+
+    def setUp(self) -> None:
+        super().setUp()
+        # The library's concurrent case makes DynamoDB Local time out transactions waiting for
+        # its own lock ("This request will succeed in actual DynamoDB API", a 500 botocore
+        # retries): give botocore the tries AWS's retry guidance allows for it.
+        retries = {"mode": "standard", "total_max_attempts": 10}
+        self.datastore = DynamoDBDatastore(self.server.client(retries=retries), self.table_name)
 
     def create_recorder(self) -> DynamoDBIndexedApplicationRecorder:
         streams = self.server.streams_client()

@@ -236,7 +236,8 @@ class TestOnDynamoDB(DynamoDBLocalTestCase):
 
             def corrupt(params: dict[str, Any], **_: Any) -> None:
                 for entry in params["Entries"]:
-                    if json.loads(entry["Detail"])["orderId"] in corrupted:
+                    # The entry's Detail is the whole contract envelope (one bus shape).
+                    if json.loads(entry["Detail"])["detail"]["orderId"] in corrupted:
                         entry["Detail"] = "{not json"
 
             events.meta.events.register("provide-client-params.events.PutEvents", corrupt)

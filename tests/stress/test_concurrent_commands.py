@@ -161,6 +161,7 @@ class StressTestCase(DynamoDBLocalTestCase):
 
 
 class TestConcurrentCommands(StressTestCase):
+    @pytest.mark.acceptance  # 1-3 minutes of 8 processes: on demand, as the indexed one
     @pytest.mark.timeout(200)
     def test_eight_workers_on_one_order(self) -> None:
         """8 services (as 8 processes) each change one order's lines 100 times at once.

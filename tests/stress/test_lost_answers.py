@@ -25,7 +25,7 @@ from tests.support.dynamodb_local import DynamoDBLocalTestCase
 pytestmark = pytest.mark.dynamodb
 
 PROCESSES = 4
-COMMANDS = 24
+COMMANDS = 12
 SHARE = 0.25
 
 
